@@ -1,0 +1,15 @@
+"""Converters from training forms to deployable forms, registered by source architecture."""
+
+from core.converters import etds  # noqa: F401  (registers the ETDS family)
+from core.converters.api import ConversionReport, convert_checkpoint, convert_network, verify
+from core.converters.registry import CONVERTERS, detect_architecture, get_converter
+
+__all__ = [
+    'CONVERTERS',
+    'ConversionReport',
+    'convert_checkpoint',
+    'convert_network',
+    'detect_architecture',
+    'get_converter',
+    'verify',
+]

@@ -1,0 +1,93 @@
+"""Convert a checkpoint: resolve its architecture, fold it, verify the fold, and save it atomically."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from os import path as osp
+
+import torch
+import yaml
+from basicsr.archs import build_network
+from torch import nn
+
+from core.checkpoint import load_checkpoint, load_into, save_checkpoint
+from core.converters.registry import ReferenceFn, detect_architecture, get_converter
+from core.errors import UserError
+from core.options import check_registered
+
+VERIFY_SHAPE = (2, 24, 20)  # two images of 24×20 pixels: odd sizes catch border and PixelShuffle mistakes
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    source_arch: str
+    target_arch: str
+    target_args: dict
+    max_abs_diff: float
+    output: str
+
+
+@torch.no_grad()
+def verify(source: nn.Module, target: nn.Module, reference: ReferenceFn, num_in_ch: int, seed: int = 0) -> float:
+    """Largest |target(x) - reference(source, x)| over random images in [0, 1], computed in float64.
+
+    float64 isolates the fold's own error from float32 rounding, so any real mistake stands out.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    batch, height, width = VERIFY_SHAPE
+    x = torch.rand(batch, num_in_ch, height, width, generator=generator, dtype=torch.float64)
+    expected = reference(copy.deepcopy(source).double().eval(), x)
+    actual = copy.deepcopy(target).double().eval()(x)
+    if actual.shape != expected.shape:
+        raise UserError(f'converted output has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}')
+    return (actual - expected).abs().max().item()
+
+
+def convert_network(source: nn.Module, source_arch: str, kind: str = 'plain') -> tuple[str, dict, nn.Module]:
+    """Fold a built source network into its `kind` form (no verification; see `verify`)."""
+    return get_converter(source_arch, kind).convert(source.eval())
+
+
+def _network_from_opt(opt_path: str) -> tuple[str, dict]:
+    with open(opt_path) as handle:
+        opt = yaml.safe_load(handle)
+    network = (opt or {}).get('network_g')
+    if not isinstance(network, dict) or 'type' not in network:
+        raise UserError(f'{opt_path} has no network_g with a type; pass the training YAML')
+    args = {k: v for k, v in network.items() if k != 'type'}
+    return network['type'], args
+
+
+def resolve_architecture(state: dict, meta: dict, opt_path: str | None) -> tuple[str, dict]:
+    """The source architecture: from -opt if given, else the checkpoint's meta, else its keys and shapes."""
+    if opt_path is not None:
+        return _network_from_opt(opt_path)
+    if meta.get('arch'):
+        return meta['arch'], dict(meta.get('args', {}))
+    return detect_architecture(state)
+
+
+def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None = None, kind: str = 'plain',
+                       tolerance: float = 1e-5, param_key: str | None = None) -> ConversionReport:
+    """Convert `input_path` into `output_path`; refuses to overwrite the input or save an inexact fold."""
+    if osp.exists(output_path) and osp.exists(input_path) and osp.samefile(input_path, output_path):
+        raise UserError(f'--output {output_path} is the input file; choose another output path')
+    state, meta = load_checkpoint(input_path, param_key=param_key)
+    source_arch, source_args = resolve_architecture(state, meta, opt_path)
+    converter = get_converter(source_arch, kind)
+    check_registered({'network_g': {'type': source_arch}})
+    source = build_network({'type': source_arch, **source_args})
+    load_into(source, state, source=input_path)
+    target_arch, target_args, target = converter.convert(source.eval())
+    num_in_ch = next(m for m in source.modules() if isinstance(m, nn.Conv2d)).in_channels
+    diff = verify(source, target, converter.reference, num_in_ch)
+    if not diff <= tolerance:
+        raise UserError(f'conversion is not exact: max abs difference {diff:.3g} > {tolerance:g}; '
+                        'the checkpoint may not match its declared architecture')
+    new_meta = {'arch': target_arch, 'args': target_args, 'max_abs_diff': diff,
+                'converted_from': {'arch': source_arch, 'args': source_args, 'file': osp.basename(input_path)}}
+    os.makedirs(osp.dirname(osp.abspath(output_path)), exist_ok=True)
+    save_checkpoint(output_path, target.state_dict(), new_meta)
+    return ConversionReport(source_arch, target_arch, target_args, diff, output_path)

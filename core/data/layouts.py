@@ -1,0 +1,50 @@
+"""Where paired LR/HR images live on disk: the EDSR and BasicSR benchmark layouts, or explicit folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import path as osp
+
+from core.errors import UserError
+
+PREPARE_HINT = ('build training data with scripts/prepare_div2k.py, or the demo data with '
+                'scripts/make_demo_data.py; see datasets/README.md')
+
+
+@dataclass(frozen=True)
+class PairFolders:
+    gt: str
+    lq: str
+    filename_tmpl: str  # maps a GT stem to its LQ stem, e.g. '{}x4'
+
+
+def edsr_layout(root: str, scale: int) -> PairFolders:
+    """`HR/name.png` with `LR_bicubic/X{s}/name x{s}.png` (Set5/Set14 as EDSR distributes them)."""
+    return PairFolders(osp.join(root, 'HR'), osp.join(root, 'LR_bicubic', f'X{scale}'), f'{{}}x{scale}')
+
+
+def basicsr_layout(root: str, scale: int) -> PairFolders:
+    """`GTmod12/name.png` with `LRbicx{s}/name.png` (BasicSR's benchmark release)."""
+    return PairFolders(osp.join(root, 'GTmod12'), osp.join(root, f'LRbicx{scale}'), '{}')
+
+
+def resolve_pair_folders(opt: dict) -> PairFolders:
+    """Folders from `dataroot` (layout detected) or from explicit `dataroot_gt` / `dataroot_lq`."""
+    scale = opt['scale']
+    if opt.get('dataroot'):
+        root = opt['dataroot']
+        for layout in (edsr_layout, basicsr_layout):
+            folders = layout(root, scale)
+            if osp.isdir(folders.gt) and osp.isdir(folders.lq):
+                return folders
+        raise UserError(f"no paired data for x{scale} under '{root}': expected HR/ and LR_bicubic/X{scale}/"
+                        f'{{name}}x{scale}.png (EDSR layout) or GTmod12/ and LRbicx{scale}/ (BasicSR layout); '
+                        + PREPARE_HINT)
+    if not opt.get('dataroot_gt') or not opt.get('dataroot_lq'):
+        raise UserError(f"dataset '{opt.get('name')}' needs dataroot (a benchmark folder) or both "
+                        'dataroot_gt and dataroot_lq')
+    folders = PairFolders(opt['dataroot_gt'], opt['dataroot_lq'], opt.get('filename_tmpl', '{}'))
+    for folder in (folders.gt, folders.lq):
+        if not osp.exists(folder):
+            raise UserError(f"dataset folder '{folder}' does not exist; " + PREPARE_HINT)
+    return folders

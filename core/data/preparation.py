@@ -1,0 +1,98 @@
+"""Building training data: sub-image extraction, MATLAB-bicubic LR images, meta-info and lmdb.
+
+The scripts in scripts/ are thin CLIs over these functions; the math is basicsr's (`imresize`,
+`make_lmdb_from_imgs`). Outputs are written into a staging folder and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from os import path as osp
+
+import cv2
+import numpy as np
+from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+from basicsr.utils.matlab_functions import imresize
+
+from core.errors import UserError
+
+
+def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right so both sides are multiples of `scale`."""
+    h, w = img.shape[:2]
+    return img[:h - h % scale, :w - w % scale]
+
+
+def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB `imresize(img, 1/scale, 'bicubic')` of a uint8 image (mod-cropped first), rounded to uint8."""
+    hr = mod_crop(img, scale).astype(np.float64) / 255.0
+    lr = imresize(hr, 1 / scale)
+    return np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
+
+
+def subimage_origins(length: int, crop: int, step: int, thresh: int = 0) -> list[int]:
+    """Top-left offsets along one side, BasicSR-style: a regular grid plus a last crop flush with the border."""
+    if length < crop:
+        return []
+    origins = list(range(0, length - crop + 1, step))
+    if length - (origins[-1] + crop) > thresh:
+        origins.append(length - crop)
+    return origins
+
+
+def extract_subimages(img: np.ndarray, crop: int, step: int, thresh: int = 0) -> list[np.ndarray]:
+    """Overlapping crop×crop tiles covering the image, in row-major order."""
+    h, w = img.shape[:2]
+    return [np.ascontiguousarray(img[y:y + crop, x:x + crop])
+            for y in subimage_origins(h, crop, step, thresh) for x in subimage_origins(w, crop, step, thresh)]
+
+
+def as_bgr(img: np.ndarray) -> np.ndarray:
+    """3-channel BGR uint8 from grayscale, BGR or BGRA input (all our outputs are 3-channel)."""
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return img
+
+
+def write_png(path: str, img: np.ndarray) -> None:
+    if not cv2.imwrite(path, img):
+        raise UserError(f'could not write {path}; check the output folder is writable')
+
+
+def write_meta_info(folder: str, meta_file: str) -> list[str]:
+    """List `name.png (h,w,c)` for every PNG in `folder`, as basicsr's meta-info files do."""
+    names = sorted(n for n in os.listdir(folder) if n.endswith('.png'))
+    with open(meta_file, 'w') as handle:
+        for name in names:
+            h, w, c = as_bgr(cv2.imread(osp.join(folder, name), cv2.IMREAD_UNCHANGED)).shape
+            handle.write(f'{name} ({h},{w},{c})\n')
+    return names
+
+
+def build_lmdb(folder: str, lmdb_path: str) -> None:
+    """Pack every PNG of `folder` into `lmdb_path` with basicsr's writer (keys are the file stems)."""
+    names = sorted(n for n in os.listdir(folder) if n.endswith('.png'))
+    make_lmdb_from_imgs(folder, lmdb_path, names, [osp.splitext(n)[0] for n in names], multiprocessing_read=False)
+
+
+@contextlib.contextmanager
+def staged_folder(final: str, overwrite: bool = False) -> Iterator[str]:
+    """Yield a staging folder that becomes `final` only if the block completes."""
+    if osp.exists(final) and not overwrite:
+        raise UserError(f'{final} already exists; remove it or pass --overwrite')
+    staging = final.rstrip('/') + '.partial'
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if osp.exists(final):
+        shutil.rmtree(final)
+    os.replace(staging, final)

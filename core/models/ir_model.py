@@ -1,0 +1,74 @@
+"""IRModel: basicsr's SRModel with safe checkpoints, CPU-capable DDP and multi-output networks.
+
+Every model of ours builds on this. Overrides, each for a named reason:
+- `load_network`: weights_only loading of raw or {params, params_ema} files; a misfit names its key.
+- `save`: one atomic file {params, params_ema, meta}; meta records the network type and arguments.
+- `save_training_state`: atomic, so a crash mid-write never leaves a state that resume then trusts.
+- `model_to_device`: DistributedDataParallel without device_ids on CPU (basicsr assumes CUDA).
+- `test`: networks whose forward returns a tuple (training forms) are evaluated on their first output.
+"""
+
+from __future__ import annotations
+
+import os
+from os import path as osp
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from core.checkpoint import atomic_save, load_checkpoint, load_into, network_meta, save_checkpoint
+
+
+def first_output(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The super-resolved image of a network that may also return auxiliary outputs."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+@MODEL_REGISTRY.register()
+class IRModel(SRModel):
+    """Single-image SR training and testing, with the plugin's checkpoint format."""
+
+    def model_to_device(self, net: nn.Module) -> nn.Module:
+        if self.opt['dist'] and self.device.type == 'cpu':
+            net = net.to(self.device)
+            return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        return super().model_to_device(net)
+
+    def load_network(self, net: nn.Module, load_path: str, strict: bool = True,
+                     param_key: str | None = 'params') -> None:
+        net = self.get_bare_model(net)
+        state, _ = load_checkpoint(load_path, param_key=param_key)
+        load_into(net, state, source=load_path, strict=strict)
+        get_root_logger().info(f'Loaded {type(net).__name__} from {load_path} [{param_key}].')
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        if self.opt['rank'] != 0:
+            return
+        label = 'latest' if current_iter == -1 else current_iter
+        path = osp.join(self.opt['path']['models'], f'net_g_{label}.pth')
+        ema = self.net_g_ema.state_dict() if hasattr(self, 'net_g_ema') else None
+        meta = network_meta(self.opt['network_g'], iter=current_iter, name=self.opt['name'])
+        save_checkpoint(path, self.get_bare_model(self.net_g).state_dict(), meta, params_ema=ema)
+        get_root_logger().info(f'Saved {path}')
+        self.save_training_state(epoch, current_iter)
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        if current_iter == -1 or self.opt['rank'] != 0:
+            return
+        state = {'epoch': epoch, 'iter': current_iter,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        os.makedirs(self.opt['path']['training_states'], exist_ok=True)
+        atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def test(self) -> None:
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = first_output(net(self.lq))
+        net.train(was_training)

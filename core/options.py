@@ -1,0 +1,33 @@
+"""Checks on parsed options that turn basicsr's KeyErrors into one-line errors naming the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+from core.errors import UserError
+
+
+def _require(kind: str, name: object, registry, where: str) -> None:
+    if name not in registry:
+        known = ', '.join(sorted(registry.keys()))
+        raise UserError(f"unknown {kind} type '{name}' in {where}; registered {kind} types: {known}")
+
+
+def check_registered(opt: Mapping) -> None:
+    """Every `type` the options name must be registered (network, model, loss, dataset, metric)."""
+    for key in ('network_g', 'network_d'):
+        if isinstance(opt.get(key), Mapping):
+            _require('network', opt[key].get('type'), ARCH_REGISTRY, key)
+    if 'model_type' in opt:
+        _require('model', opt['model_type'], MODEL_REGISTRY, 'model_type')
+    for key, value in (opt.get('train') or {}).items():
+        if key.endswith('_opt') and isinstance(value, Mapping):
+            _require('loss', value.get('type'), LOSS_REGISTRY, f'train:{key}')
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if isinstance(dataset, Mapping):
+            _require('dataset', dataset.get('type'), DATASET_REGISTRY, f'datasets:{phase}')
+    for name, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
+        if isinstance(metric, Mapping):
+            _require('metric', metric.get('type'), METRIC_REGISTRY, f'val:metrics:{name}')

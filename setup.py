@@ -1,0 +1,26 @@
+"""Installs the `core` plugin package; the entry scripts (train.py, test.py, converter.py) stay at the top."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name='mobile-sr-toolkit',
+    version='0.1.0',
+    description='Train, exactly reparameterize and evaluate mobile super-resolution networks on basicsr',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.11',
+    packages=find_packages(include=['core', 'core.*']),
+    install_requires=[
+        'torch>=2.4',
+        'torchvision>=0.19',
+        'basicsr>=1.4.2,<1.5',
+        'numpy>=1.24',
+        'opencv-python>=4.8',
+        'scikit-image>=0.21',
+        'pillow>=10',
+        'lmdb>=1.4',
+        'tqdm>=4.60',
+        'PyYAML>=6.0',
+    ],
+    extras_require={'dev': ['pytest>=8', 'ruff>=0.6']},
+)
