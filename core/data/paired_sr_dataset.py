@@ -91,6 +91,7 @@ class PairedSRDataset(data.Dataset):
         except (AssertionError, ValueError, FileNotFoundError) as err:
             raise UserError(f"dataset '{opt.get('name')}' is not a valid LR/HR pairing: {err}; "
                             + PREPARE_HINT) from None
+        self.paths.sort(key=lambda p: p['gt_path'])  # basicsr lists folders in file-system order
         if not self.paths:
             raise UserError(f"dataset '{opt.get('name')}' has no images in {self.gt_folder}; " + PREPARE_HINT)
         self._check_pair_sizes()

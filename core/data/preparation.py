@@ -64,20 +64,20 @@ def write_png(path: str, img: np.ndarray) -> None:
         raise UserError(f'could not write {path}; check the output folder is writable')
 
 
-def write_meta_info(folder: str, meta_file: str) -> list[str]:
-    """List `name.png (h,w,c)` for every PNG in `folder`, as basicsr's meta-info files do."""
-    names = sorted(n for n in os.listdir(folder) if n.endswith('.png'))
+def write_meta_info(meta_file: str, entries: list[tuple[str, tuple[int, ...]]]) -> None:
+    """Write basicsr's meta-info format, one `name.png (h,w,c)` line per image, sorted by name."""
     with open(meta_file, 'w') as handle:
-        for name in names:
-            h, w, c = as_bgr(cv2.imread(osp.join(folder, name), cv2.IMREAD_UNCHANGED)).shape
-            handle.write(f'{name} ({h},{w},{c})\n')
-    return names
+        for name, shape in sorted(entries):
+            handle.write(f"{name} ({','.join(str(v) for v in shape)})\n")
 
 
 def build_lmdb(folder: str, lmdb_path: str) -> None:
     """Pack every PNG of `folder` into `lmdb_path` with basicsr's writer (keys are the file stems)."""
     names = sorted(n for n in os.listdir(folder) if n.endswith('.png'))
-    make_lmdb_from_imgs(folder, lmdb_path, names, [osp.splitext(n)[0] for n in names], multiprocessing_read=False)
+    # basicsr sizes the map from the first image alone, too small for mixed or tiny images: size it from all.
+    total = sum(osp.getsize(osp.join(folder, n)) for n in names)
+    make_lmdb_from_imgs(folder, lmdb_path, names, [osp.splitext(n)[0] for n in names], multiprocessing_read=False,
+                        map_size=10 * total + (64 << 20))
 
 
 @contextlib.contextmanager
@@ -85,7 +85,8 @@ def staged_folder(final: str, overwrite: bool = False) -> Iterator[str]:
     """Yield a staging folder that becomes `final` only if the block completes."""
     if osp.exists(final) and not overwrite:
         raise UserError(f'{final} already exists; remove it or pass --overwrite')
-    staging = final.rstrip('/') + '.partial'
+    final = final.rstrip('/')
+    staging = osp.join(osp.dirname(final), '.partial.' + osp.basename(final))  # keeps the suffix (.lmdb)
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:

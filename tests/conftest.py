@@ -1,0 +1,98 @@
+"""Shared fixtures: synthetic paired data, small configs, and the optional ../shared benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+import core  # noqa: F401  (registers everything into basicsr)
+from core.data.preparation import bicubic_downscale
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_BENCHMARKS = REPO.parent / 'shared' / 'benchmarks'
+
+
+@pytest.fixture
+def shared_set5() -> Path:
+    set5 = SHARED_BENCHMARKS / 'Set5'
+    if not set5.is_dir():
+        pytest.skip('../shared/benchmarks/Set5 is not present (it is only on the project machines)')
+    return set5
+
+
+def smooth_image(height: int, width: int, seed: int) -> np.ndarray:
+    """A uint8 BGR image with structure at several scales, so bicubic and learned SR differ."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(max(height // 8, 2), max(width // 8, 2), 3), dtype=np.uint8)
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    img += rng.integers(-12, 13, size=img.shape, dtype=np.int16)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_edsr_pairs(root: Path, scale: int, sizes: list[tuple[int, int]], seed: int = 0) -> Path:
+    """EDSR layout with HR not mod-cropped: HR/{n}.png, LR_bicubic/X{s}/{n}x{s}.png."""
+    (root / 'HR').mkdir(parents=True, exist_ok=True)
+    (root / 'LR_bicubic' / f'X{scale}').mkdir(parents=True, exist_ok=True)
+    for i, (h, w) in enumerate(sizes):
+        hr = smooth_image(h, w, seed + i)
+        cv2.imwrite(str(root / 'HR' / f'img{i}.png'), hr)
+        cv2.imwrite(str(root / 'LR_bicubic' / f'X{scale}' / f'img{i}x{scale}.png'), bicubic_downscale(hr, scale))
+    return root
+
+
+def write_yaml(path: Path, opt: dict) -> str:
+    path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    return str(path)
+
+
+def tiny_etds(scale: int = 2) -> dict:
+    return {'type': 'ETDS', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': scale, 'num_block': 1, 'num_feat': 8,
+            'num_residual_feat': 3}
+
+
+def metrics_opt(scale: int) -> dict:
+    return {'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': True},
+            'ssim': {'type': 'calculate_ssim', 'crop_border': scale, 'test_y_channel': True}}
+
+
+def train_opt(data_root: Path, name: str = 'tiny', scale: int = 2, total_iter: int = 4, **train_extra) -> dict:
+    """A CPU training config that runs in seconds on synthetic data."""
+    return {
+        'name': name, 'model_type': 'ETDSModel', 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {
+            'train': {'name': 'synthetic', 'type': 'PairedSRDataset', 'dataroot': str(data_root),
+                      'io_backend': {'type': 'disk'}, 'lq_size': 8, 'use_hflip': True, 'use_vflip': True,
+                      'use_rot': True, 'use_channels_shuffle': True, 'num_worker_per_gpu': 0,
+                      'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1},
+            'val': {'name': 'synthetic_val', 'type': 'PairedSRDataset', 'dataroot': str(data_root),
+                    'io_backend': {'type': 'disk'}},
+        },
+        'network_g': tiny_etds(scale),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'ema_decay': 0.9, 'optim_g': {'type': 'Adam', 'lr': 5e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [1000], 'gamma': 0.5},
+                  'total_iter': total_iter, 'warmup_iter': -1, 'fixed_residual_model_iters': 2,
+                  'interpolation_loss_weight': 0.5,
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}, **train_extra},
+        'val': {'val_freq': 1000, 'save_img': False, 'metrics': metrics_opt(scale)},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
+    }
+
+
+def test_opt(data_root: Path, ckpt: str | None, network: dict | None, name: str = 'tiny_test',
+             scale: int = 2) -> dict:
+    opt = {
+        'name': name, 'model_type': 'IRModel', 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'test_1': {'name': 'synthetic', 'type': 'PairedSRDataset', 'dataroot': str(data_root),
+                                'io_backend': {'type': 'disk'}}},
+        'path': {'pretrain_network_g': ckpt, 'strict_load_g': True, 'param_key_g': 'params'},
+        'val': {'save_img': False, 'suffix': None, 'metrics': metrics_opt(scale)},
+    }
+    if network is not None:
+        opt['network_g'] = network
+    return opt
+

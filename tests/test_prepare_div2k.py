@@ -1,0 +1,79 @@
+"""DIV2K preparation on small synthetic images: sub-images, MATLAB-bicubic LR, meta-info, lmdb, atomicity."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from basicsr.data import build_dataset
+from basicsr.utils.matlab_functions import imresize
+
+from conftest import REPO, smooth_image
+from core.data.preparation import bicubic_downscale, extract_subimages, subimage_origins
+
+
+@pytest.mark.parametrize(('length', 'thresh', 'expected'), [
+    (480, 0, [0]), (500, 0, [0, 20]), (500, 20, [0]), (720, 0, [0, 240]), (730, 0, [0, 240, 250]), (100, 0, []),
+])
+def test_subimage_origins_cover_the_border(length, thresh, expected):
+    assert subimage_origins(length, 480, 240, thresh) == expected
+
+
+def test_extract_subimages_are_crops_in_row_major_order():
+    img = np.arange(30 * 20 * 3, dtype=np.int64).reshape(30, 20, 3)
+    tiles = extract_subimages(img, 12, 8)
+    assert len(tiles) == len(subimage_origins(30, 12, 8)) * len(subimage_origins(20, 12, 8))
+    assert np.array_equal(tiles[1], img[0:12, 8:20])
+    assert np.array_equal(tiles[-1], img[18:30, 8:20])
+
+
+def test_bicubic_downscale_is_basicsr_matlab_imresize_rounded():
+    hr = smooth_image(50, 37, seed=3)
+    lr = bicubic_downscale(hr, 4)
+    assert lr.shape == (12, 9, 3) and lr.dtype == np.uint8
+    expected = np.clip(np.round(imresize(hr[:48, :36] / 255.0, 0.25) * 255), 0, 255).astype(np.uint8)
+    assert np.array_equal(lr, expected)
+
+
+def run_prepare(*args):
+    return subprocess.run([sys.executable, str(REPO / 'scripts' / 'prepare_div2k.py'), *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_prepare_script_end_to_end(tmp_path):
+    src = tmp_path / 'DIV2K_train_HR'
+    src.mkdir()
+    cv2.imwrite(str(src / '0001.png'), smooth_image(60, 50, 1))
+    cv2.imwrite(str(src / '0002.png'), smooth_image(48, 48, 2))
+    out = tmp_path / 'DIV2K'
+    result = run_prepare('--input', str(src), '--output', str(out), '--crop-size', '24', '--step', '12',
+                         '--workers', '1', '--lmdb')
+    assert result.returncode == 0, result.stderr
+    hr_names = sorted(p.name for p in (out / 'DIV2K_train_HR_sub').iterdir())
+    # 0001: rows 0,12,24,36 × cols 0,12,24,26; 0002: 0,12,24 × 0,12,24
+    assert len(hr_names) == 16 + 9 and hr_names[0] == '0001_s001.png'
+    for scale in (2, 3, 4):
+        lr_dir = out / 'DIV2K_train_LR_bicubic_sub' / f'X{scale}'
+        assert sorted(p.name for p in lr_dir.iterdir()) == hr_names
+        hr = cv2.imread(str(out / 'DIV2K_train_HR_sub' / '0002_s005.png'))
+        assert np.array_equal(cv2.imread(str(lr_dir / '0002_s005.png')), bicubic_downscale(hr, scale))
+        assert (out / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb' / 'meta_info.txt').is_file()
+    meta = (out / 'meta_info_DIV2K_sub.txt').read_text().splitlines()
+    assert meta[0] == '0001_s001.png (24,24,3)' and len(meta) == 25
+    assert not list(out.glob('.partial*'))
+    data = build_dataset({'name': 'div2k', 'type': 'PairedSRDataset', 'phase': 'train', 'scale': 4,
+                          'dataroot_gt': str(out / 'DIV2K_train_HR_sub.lmdb'),
+                          'dataroot_lq': str(out / 'DIV2K_train_LR_bicubic_X4_sub.lmdb'),
+                          'io_backend': {'type': 'lmdb'}, 'lq_size': 6})
+    assert len(data) == 25 and data[0]['gt'].shape == (3, 24, 24)
+
+    again = run_prepare('--input', str(src), '--output', str(out), '--crop-size', '24', '--workers', '1')
+    assert again.returncode == 2 and 'already exists' in again.stderr and '--overwrite' in again.stderr
+
+
+def test_crop_size_must_divide_every_scale(tmp_path):
+    (tmp_path / 'in').mkdir()
+    result = run_prepare('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'), '--crop-size', '100')
+    assert result.returncode == 2 and 'not divisible by scale(s) [3]' in result.stderr
+    assert not (tmp_path / 'out').exists()
