@@ -3,8 +3,8 @@
 from os import path as osp
 
 import core  # noqa: F401  (registers our archs, models and datasets into basicsr)
-from core.engine import test_pipeline
+from core.engine import evaluate_pipeline
 from core.errors import run_cli
 
 if __name__ == '__main__':
-    run_cli(lambda: test_pipeline(osp.dirname(osp.abspath(__file__))))
+    run_cli(lambda: evaluate_pipeline(osp.dirname(osp.abspath(__file__))))

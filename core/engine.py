@@ -1,6 +1,6 @@
 """The thin train/test loops, built from basicsr's parts where basicsr's own pipeline breaks.
 
-Differences from `basicsr.train.train_pipeline` / `basicsr.test.test_pipeline`, and why:
+Differences from `basicsr.train.train_pipeline` / `basicsr.test.evaluate_pipeline`, and why:
 - options are checked (registered types, datasets, model) before anything is written, so bad input
   leaves no experiment folder behind;
 - resume works on CPU and distributed training on gloo (core.compat);
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-import math
 import time
 from collections.abc import Iterator, Sequence
 from os import path as osp
@@ -74,12 +73,15 @@ def _build_train_loader(opt: dict, logger: logging.Logger) -> tuple:
     sampler = EnlargedSampler(train_set, opt['world_size'], opt['rank'], enlarge)
     loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=sampler,
                               seed=opt['manual_seed'])
-    iters_per_epoch = math.ceil(len(train_set) * enlarge / (dataset_opt['batch_size_per_gpu'] * opt['world_size']))
+    # the loader drops the last incomplete batch, so an epoch has floor(...) iterations (basicsr assumes ceil)
+    iters_per_epoch = len(train_set) * enlarge // (dataset_opt['batch_size_per_gpu'] * opt['world_size'])
+    if iters_per_epoch == 0:
+        raise UserError(f"dataset '{dataset_opt['name']}' has {len(train_set)} images, fewer than one batch of "
+                        f"{dataset_opt['batch_size_per_gpu']}; raise dataset_enlarge_ratio or lower batch_size_per_gpu")
     total_iters = int(opt['train']['total_iter'])
-    total_epochs = math.ceil(total_iters / iters_per_epoch)
     logger.info(f'Training on {len(train_set)} images (x{enlarge}), batch {dataset_opt["batch_size_per_gpu"]} per '
                 f'process, {opt["world_size"]} process(es): {iters_per_epoch} iters/epoch, {total_iters} iters.')
-    return loader, sampler, total_epochs, total_iters
+    return loader, sampler, total_iters
 
 
 def _build_eval_loaders(opt: dict, prefixes: Sequence[str], logger: logging.Logger) -> list:
@@ -102,7 +104,7 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
     torch.backends.cudnn.benchmark = True
     logger = console_logger()
     resume_state = load_resume_state(opt)
-    train_loader, train_sampler, total_epochs, total_iters = _build_train_loader(opt, logger)
+    train_loader, train_sampler, total_iters = _build_train_loader(opt, logger)
     val_loaders = _build_eval_loaders(opt, ['val'], logger)
     model = build_model(opt)
 
@@ -124,7 +126,7 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
         logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}; outputs go to {experiments_root}')
         start_time = time.time()
         last_epoch, current_iter = _train_loop(opt, model, train_loader, train_sampler, val_loaders, tb_logger,
-                                               start_epoch, current_iter, total_epochs, total_iters)
+                                               start_epoch, current_iter, total_iters)
         logger.info(f'End of training. Time consumed: {datetime.timedelta(seconds=int(time.time() - start_time))}')
         model.save(epoch=-1, current_iter=-1)
         if opt.get('val') is not None and current_iter % opt['val']['val_freq'] != 0:  # else just validated
@@ -137,7 +139,7 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
 
 
 def _train_loop(opt: dict, model, train_loader, train_sampler, val_loaders: list, tb_logger, start_epoch: int,
-                current_iter: int, total_epochs: int, total_iters: int) -> tuple[int, int]:
+                current_iter: int, total_iters: int) -> tuple[int, int]:
     """basicsr's iteration loop (logging, checkpoints, validation), ending exactly at total_iters."""
     msg_logger = MessageLogger(opt, current_iter, tb_logger)
     if opt['datasets']['train'].get('prefetch_mode') == 'cuda':
@@ -146,7 +148,7 @@ def _train_loop(opt: dict, model, train_loader, train_sampler, val_loaders: list
         prefetcher = CPUPrefetcher(train_loader)
     data_timer, iter_timer = AvgTimer(), AvgTimer()
     epoch = start_epoch
-    while current_iter < total_iters and epoch <= total_epochs:
+    while current_iter < total_iters:
         train_sampler.set_epoch(epoch)
         prefetcher.reset()
         train_data = prefetcher.next()
@@ -189,7 +191,7 @@ def _network_from_checkpoint(opt: dict) -> None:
     opt['network_g'] = {'type': meta['arch'], **meta.get('args', {})}
 
 
-def test_pipeline(root_path: str, argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+def evaluate_pipeline(root_path: str, argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     """Evaluate every test_* / val_* dataset of a YAML; returns {dataset: {metric: value}}."""
     opt, _ = parse_options(root_path, is_train=False, argv=argv)
     _network_from_checkpoint(opt)

@@ -19,7 +19,7 @@ sys.path.insert(0, ROOT)
 import core  # noqa: E402,F401
 from core.converters import convert_checkpoint  # noqa: E402
 from core.data.demo_data import build_demo_data, demo_data_ready  # noqa: E402
-from core.engine import test_pipeline, train_pipeline  # noqa: E402
+from core.engine import evaluate_pipeline, train_pipeline  # noqa: E402
 from core.errors import UserError, run_cli  # noqa: E402
 
 TRAIN_OPT = 'configs/train/demo/ETDS_M4C32_x4_demo.yml'
@@ -29,11 +29,11 @@ PLAIN_CKPT = 'experiments/ETDS_M4C32_x4_demo/models/net_g_latest_plain.pth'
 
 
 def _evaluate(opt: str, benchmark: str | None) -> dict[str, dict[str, float]]:
-    results = test_pipeline(ROOT, ['-opt', opt])
+    results = evaluate_pipeline(ROOT, ['-opt', opt])
     if benchmark:
         name = osp.basename(osp.normpath(benchmark))
         override = [f'datasets:test_1:dataroot={benchmark}', f'datasets:test_1:name={name}', 'val:save_img=false']
-        results.update(test_pipeline(ROOT, ['-opt', opt, '--force_yml', *override]))
+        results.update(evaluate_pipeline(ROOT, ['-opt', opt, '--force_yml', *override]))
     return results
 
 

@@ -59,7 +59,7 @@ def metrics_opt(scale: int) -> dict:
             'ssim': {'type': 'calculate_ssim', 'crop_border': scale, 'test_y_channel': True}}
 
 
-def train_opt(data_root: Path, name: str = 'tiny', scale: int = 2, total_iter: int = 4, **train_extra) -> dict:
+def training_opt(data_root: Path, name: str = 'tiny', scale: int = 2, total_iter: int = 4, **train_extra) -> dict:
     """A CPU training config that runs in seconds on synthetic data."""
     return {
         'name': name, 'model_type': 'ETDSModel', 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
@@ -83,13 +83,13 @@ def train_opt(data_root: Path, name: str = 'tiny', scale: int = 2, total_iter: i
     }
 
 
-def test_opt(data_root: Path, ckpt: str | None, network: dict | None, name: str = 'tiny_test',
+def eval_opt(data_root: Path, ckpt: str | None, network: dict | None, name: str = 'tiny_test',
              scale: int = 2) -> dict:
     opt = {
         'name': name, 'model_type': 'IRModel', 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
         'datasets': {'test_1': {'name': 'synthetic', 'type': 'PairedSRDataset', 'dataroot': str(data_root),
                                 'io_backend': {'type': 'disk'}}},
-        'path': {'pretrain_network_g': ckpt, 'strict_load_g': True, 'param_key_g': 'params'},
+        'path': {'pretrain_network_g': ckpt, 'strict_load_g': True, 'param_key_g': 'params_ema'},
         'val': {'save_img': False, 'suffix': None, 'metrics': metrics_opt(scale)},
     }
     if network is not None:
