@@ -77,6 +77,8 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument('--auto_resume', action='store_true')
     parser.add_argument('--debug', action='store_true')
     parser.add_argument('--local-rank', '--local_rank', dest='local_rank', type=int, default=0)
+    parser.add_argument('--datasets', nargs='+', default=None, metavar='NAME',
+                        help='test.py only: evaluate just these datasets (by name), e.g. --datasets Set5 Set14')
     parser.add_argument('--force_yml', nargs='+', default=None,
                         help='Override YAML values, e.g. train:total_iter=100 datasets:train:batch_size_per_gpu=4')
     return parser

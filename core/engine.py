@@ -191,9 +191,22 @@ def _network_from_checkpoint(opt: dict) -> None:
     opt['network_g'] = {'type': meta['arch'], **meta.get('args', {})}
 
 
+def _select_datasets(opt: dict, names: Sequence[str]) -> None:
+    """Keep only the datasets named on the command line (--datasets), in the YAML's order."""
+    available = {d.get('name'): phase for phase, d in opt['datasets'].items()}
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise UserError(f"--datasets {' '.join(unknown)} not in the YAML; its datasets are: "
+                        + ', '.join(str(n) for n in available))
+    keep = {available[n] for n in names}
+    opt['datasets'] = {phase: d for phase, d in opt['datasets'].items() if phase in keep}
+
+
 def evaluate_pipeline(root_path: str, argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     """Evaluate every test_* / val_* dataset of a YAML; returns {dataset: {metric: value}}."""
-    opt, _ = parse_options(root_path, is_train=False, argv=argv)
+    opt, args = parse_options(root_path, is_train=False, argv=argv)
+    if args.datasets:
+        _select_datasets(opt, args.datasets)
     _network_from_checkpoint(opt)
     check_registered(opt)
     results_root = osp.join(root_path, 'experiments', 'results', opt['name'])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ import core  # noqa: F401  (registers everything into basicsr)
 from core.data.preparation import bicubic_downscale
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # scripts/ is importable in tests however pytest is started
 SHARED_BENCHMARKS = REPO.parent / 'shared' / 'benchmarks'
 
 

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from core.checkpoint import load_checkpoint
 from core.converters import convert_checkpoint
 from core.engine import evaluate_pipeline, train_pipeline
+from core.errors import UserError
 
 
 @pytest.fixture
@@ -185,3 +186,17 @@ def test_checkpoint_without_meta_needs_network_g(tmp_path, data_root):
         data_root, str(tmp_path / 'raw.pth'), None, name='must_not_exist')), cwd=tmp_path)
     assert_one_line_error(result, 'has no meta; add network_g')
     assert load_checkpoint(str(tmp_path / 'raw.pth'))[1] == {}
+
+
+def test_datasets_flag_selects_and_rejects_names(tmp_path, data_root):
+    from basicsr.archs import build_network
+
+    other = write_edsr_pairs(tmp_path / 'other', 2, [(20, 20)])
+    torch.save(build_network(tiny_etds()).state_dict(), tmp_path / 'raw.pth')
+    opt = eval_opt(data_root, str(tmp_path / 'raw.pth'), tiny_etds())
+    opt['datasets']['test_2'] = dict(opt['datasets']['test_1'], name='other', dataroot=str(other))
+    path = write_yaml(tmp_path / 'two.yml', opt)
+    assert set(evaluate_pipeline(str(tmp_path), ['-opt', path])) == {'synthetic', 'other'}
+    assert set(evaluate_pipeline(str(tmp_path), ['-opt', path, '--datasets', 'other'])) == {'other'}
+    with pytest.raises(UserError, match='--datasets Set5 not in the YAML; its datasets are: synthetic, other'):
+        evaluate_pipeline(str(tmp_path), ['-opt', path, '--datasets', 'Set5'])

@@ -1,0 +1,57 @@
+"""The committed configs: generated, parseable by basicsr, with the paper's settings, and every type registered."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from basicsr.utils.options import ordered_yaml
+from conftest import REPO
+
+from core.options import check_registered
+from scripts.make_configs import ETDS_SIZES, SCALES, all_configs
+
+ALL_YAMLS = sorted((REPO / 'configs').rglob('*.yml'))
+
+
+def load(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=ordered_yaml()[0])
+
+
+def test_committed_configs_are_the_generator_output():
+    for rel, text in all_configs().items():
+        assert (REPO / rel).read_text() == text, f'{rel} differs: run python scripts/make_configs.py'
+
+
+@pytest.mark.parametrize('path', ALL_YAMLS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_config_names_registered_types(path):
+    check_registered(load(path))
+
+
+def test_the_issue_names_this_exact_path():
+    assert (REPO / 'configs' / 'train' / 'ETDS_M4C32_x4.yml').is_file()
+
+
+@pytest.mark.parametrize('size', list(ETDS_SIZES))
+@pytest.mark.parametrize('scale', SCALES)
+def test_train_configs_have_the_paper_hyperparameters(size, scale):
+    opt = load(REPO / 'configs' / 'train' / f'ETDS_{size}_x{scale}.yml')
+    num_block, num_feat = ETDS_SIZES[size]
+    assert dict(opt['network_g']) == {'type': 'ETDS', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': scale,
+                                      'num_block': num_block, 'num_feat': num_feat, 'num_residual_feat': 3}
+    train, data = opt['train'], opt['datasets']['train']
+    assert (data['lq_size'], data['batch_size_per_gpu']) == (64, 32)
+    assert all(data[k] for k in ('use_hflip', 'use_vflip', 'use_rot', 'use_channels_shuffle'))
+    assert train['optim_g']['type'] == 'Adam' and train['optim_g']['lr'] == 5e-4
+    assert list(train['optim_g']['betas']) == [0.9, 0.99]
+    assert (train['total_iter'], train['ema_decay']) == (1600000, 0.999)
+    assert (train['fixed_residual_model_iters'], train['interpolation_loss_weight']) == (100000, 0.5)
+    assert train['pixel_opt']['type'] == 'L1Loss'
+    assert opt['val']['val_freq'] == 5000 and opt['datasets']['val']['dataroot'].endswith('Set5')
+    for metric in opt['val']['metrics'].values():
+        assert metric['crop_border'] == scale and metric['test_y_channel'] is True
+
+
+def test_test_configs_cover_the_six_benchmarks():
+    opt = load(REPO / 'configs' / 'test' / 'ETDS_M4C32_x4.yml')
+    names = [d['name'] for d in opt['datasets'].values()]
+    assert names == ['Set5', 'Set14', 'B100', 'Urban100', 'Manga109', 'DIV2K_val']
