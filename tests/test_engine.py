@@ -200,3 +200,29 @@ def test_datasets_flag_selects_and_rejects_names(tmp_path, data_root):
     assert set(evaluate_pipeline(str(tmp_path), ['-opt', path, '--datasets', 'other'])) == {'other'}
     with pytest.raises(UserError, match='--datasets Set5 not in the YAML; its datasets are: synthetic, other'):
         evaluate_pipeline(str(tmp_path), ['-opt', path, '--datasets', 'Set5'])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_distributed_training_on_cpu_uses_gloo_and_accepts_local_rank(tmp_path, data_root):
+    """torch.distributed.launch passes --local-rank, and there is no NCCL on a CPU: both must work."""
+    opt = training_opt(data_root, name='ddp', total_iter=4)
+    opt['datasets']['train']['batch_size_per_gpu'] = 1
+    path = write_yaml(tmp_path / 'ddp.yml', opt)
+    runner = tmp_path / 'run.py'
+    runner.write_text(f'import sys\nsys.path.insert(0, {str(REPO)!r})\nimport core  # noqa\n'
+                      f'from core.engine import train_pipeline\ntrain_pipeline({str(tmp_path)!r}, sys.argv[1:])\n')
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2',
+                             f'--master_port={free_port()}', str(runner), '-opt', path, '--launcher', 'pytorch'],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'world_size: 2' in result.stderr
+    states = tmp_path / 'experiments' / 'ddp' / 'training_states'
+    assert sorted(p.name for p in states.iterdir()) == ['2.state', '4.state']
+    assert (tmp_path / 'experiments' / 'ddp' / 'models' / 'net_g_latest.pth').is_file()

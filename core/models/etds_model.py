@@ -17,6 +17,12 @@ from core.models.ir_model import IRModel
 
 @MODEL_REGISTRY.register()
 class ETDSModel(IRModel):
+    def __init__(self, opt: dict) -> None:
+        if opt.get('dist') and opt.get('is_train') and opt['train'].get('fixed_residual_model_iters', 0) > 0:
+            # frozen parameters produce no gradient, which DistributedDataParallel must be told about
+            opt['find_unused_parameters'] = True
+        super().__init__(opt)
+
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
         self.interpolation_loss_weight = float(train_opt.get('interpolation_loss_weight', 0.0))
