@@ -81,8 +81,11 @@ def test_ema_follows_the_decay(data_root):
 
 
 def test_train_saves_resumes_on_cpu_and_tests(tmp_path, data_root):
-    opt_path = write_yaml(tmp_path / 'train.yml', training_opt(data_root, name='tiny', total_iter=4))
+    opt = training_opt(data_root, name='tiny', total_iter=4)
+    opt['logger']['use_tb_logger'] = True
+    opt_path = write_yaml(tmp_path / 'train.yml', opt)
     experiment = train_pipeline(str(tmp_path), ['-opt', opt_path])
+    assert list((tmp_path / 'tb_logger' / 'tiny').glob('events.out.tfevents.*'))
     models = tmp_path / 'experiments' / 'tiny' / 'models'
     assert experiment == str(tmp_path / 'experiments' / 'tiny')
     assert sorted(p.name for p in models.iterdir()) == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
