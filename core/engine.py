@@ -1,6 +1,6 @@
 """The thin train/test loops, built from basicsr's parts where basicsr's own pipeline breaks.
 
-Differences from `basicsr.train.train_pipeline` / `basicsr.test.evaluate_pipeline`, and why:
+Differences from `basicsr.train.train_pipeline` / `basicsr.test.test_pipeline`, and why:
 - options are checked (registered types, datasets, model) before anything is written, so bad input
   leaves no experiment folder behind;
 - resume works on CPU and distributed training on gloo (core.compat);
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from os import path as osp
@@ -73,8 +74,8 @@ def _build_train_loader(opt: dict, logger: logging.Logger) -> tuple:
     sampler = EnlargedSampler(train_set, opt['world_size'], opt['rank'], enlarge)
     loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=sampler,
                               seed=opt['manual_seed'])
-    # the loader drops the last incomplete batch, so an epoch has floor(...) iterations (basicsr assumes ceil)
-    iters_per_epoch = len(train_set) * enlarge // (dataset_opt['batch_size_per_gpu'] * opt['world_size'])
+    # each process gets ceil(N·ratio / world) samples and drops its last incomplete batch (basicsr assumes ceil)
+    iters_per_epoch = math.ceil(len(train_set) * enlarge / opt['world_size']) // dataset_opt['batch_size_per_gpu']
     if iters_per_epoch == 0:
         raise UserError(f"dataset '{dataset_opt['name']}' has {len(train_set)} images, fewer than one batch of "
                         f"{dataset_opt['batch_size_per_gpu']}; raise dataset_enlarge_ratio or lower batch_size_per_gpu")
@@ -86,7 +87,7 @@ def _build_train_loader(opt: dict, logger: logging.Logger) -> tuple:
 
 def _build_eval_loaders(opt: dict, prefixes: Sequence[str], logger: logging.Logger) -> list:
     loaders = []
-    for phase, dataset_opt in sorted(opt['datasets'].items()):
+    for phase, dataset_opt in opt['datasets'].items():
         if phase.split('_')[0] in prefixes:
             dataset = build_dataset(dataset_opt)
             loaders.append(build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
@@ -125,8 +126,8 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
             logger.info(f'Resuming training from epoch {start_epoch}, iter {current_iter}.')
         logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}; outputs go to {experiments_root}')
         start_time = time.time()
-        last_epoch, current_iter = _train_loop(opt, model, train_loader, train_sampler, val_loaders, tb_logger,
-                                               start_epoch, current_iter, total_iters)
+        _, current_iter = _train_loop(opt, model, train_loader, train_sampler, val_loaders, tb_logger,
+                                      start_epoch, current_iter, total_iters)
         logger.info(f'End of training. Time consumed: {datetime.timedelta(seconds=int(time.time() - start_time))}')
         model.save(epoch=-1, current_iter=-1)
         if opt.get('val') is not None and current_iter % opt['val']['val_freq'] != 0:  # else just validated

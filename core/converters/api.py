@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 from os import path as osp
 
@@ -15,7 +14,6 @@ from torch import nn
 from core.checkpoint import load_checkpoint, load_into, save_checkpoint
 from core.converters.registry import ReferenceFn, detect_architecture, get_converter
 from core.errors import UserError
-from core.options import check_registered
 
 VERIFY_SHAPE = (2, 24, 20)  # two images of 24×20 pixels: odd sizes catch border and PixelShuffle mistakes
 
@@ -77,7 +75,6 @@ def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None =
     state, meta = load_checkpoint(input_path, param_key=param_key)
     source_arch, source_args = resolve_architecture(state, meta, opt_path)
     converter = get_converter(source_arch, kind)
-    check_registered({'network_g': {'type': source_arch}})
     source = build_network({'type': source_arch, **source_args})
     load_into(source, state, source=input_path)
     target_arch, target_args, target = converter.convert(source.eval())
@@ -88,6 +85,5 @@ def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None =
                         'the checkpoint may not match its declared architecture')
     new_meta = {'arch': target_arch, 'args': target_args, 'max_abs_diff': diff,
                 'converted_from': {'arch': source_arch, 'args': source_args, 'file': osp.basename(input_path)}}
-    os.makedirs(osp.dirname(osp.abspath(output_path)), exist_ok=True)
     save_checkpoint(output_path, target.state_dict(), new_meta)
     return ConversionReport(source_arch, target_arch, target_args, diff, output_path)
