@@ -15,7 +15,9 @@ def main() -> None:
     parser.add_argument('--input', required=True, help='training-form checkpoint (raw state_dict or basicsr format)')
     parser.add_argument('--output', required=True, help='where to write the converted checkpoint (never the input)')
     parser.add_argument('-opt', default=None, help='training YAML whose network_g describes the input')
-    parser.add_argument('--to', default='plain', help='target form (default: plain)')
+    parser.add_argument('--to', default=None, choices=['plain', 'et'],
+                        help='plain: branches folded (e.g. ECBSRT); et: also the shortcut and clamp folded '
+                             '(e.g. ECBSRET, ETDSForInference). Default: et where the family has it')
     parser.add_argument('--param-key', default=None, choices=['params', 'params_ema'],
                         help='which weights of a basicsr checkpoint to convert (default: params_ema if present)')
     parser.add_argument('--tolerance', type=float, default=1e-5, help='largest max-abs difference accepted')

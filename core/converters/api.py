@@ -43,9 +43,14 @@ def verify(source: nn.Module, target: nn.Module, reference: ReferenceFn, num_in_
     return (actual - expected).abs().max().item()
 
 
-def convert_network(source: nn.Module, source_arch: str, kind: str = 'plain') -> tuple[str, dict, nn.Module]:
-    """Fold a built source network into its `kind` form (no verification; see `verify`)."""
-    return get_converter(source_arch, kind).convert(source.eval())
+def convert_network(source: nn.Module, source_arch: str, kind: str | None = None) -> tuple[str, dict, nn.Module]:
+    """Fold a built source network into its `kind` form (no verification; see `verify`).
+
+    The fold runs in float64 and the result is cast back, so the only error left is one final rounding.
+    """
+    dtype = next(source.parameters()).dtype
+    target_arch, target_args, target = get_converter(source_arch, kind).convert(copy.deepcopy(source).double().eval())
+    return target_arch, target_args, target.to(dtype).eval()
 
 
 def _network_from_opt(opt_path: str) -> tuple[str, dict]:
@@ -67,7 +72,7 @@ def resolve_architecture(state: dict, meta: dict, opt_path: str | None) -> tuple
     return detect_architecture(state)
 
 
-def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None = None, kind: str = 'plain',
+def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None = None, kind: str | None = None,
                        tolerance: float = 1e-5, param_key: str | None = None) -> ConversionReport:
     """Convert `input_path` into `output_path`; refuses to overwrite the input or save an inexact fold."""
     if osp.exists(output_path) and osp.exists(input_path) and osp.samefile(input_path, output_path):
@@ -77,7 +82,7 @@ def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None =
     converter = get_converter(source_arch, kind)
     source = build_network({'type': source_arch, **source_args})
     load_into(source, state, source=input_path)
-    target_arch, target_args, target = converter.convert(source.eval())
+    target_arch, target_args, target = convert_network(source, source_arch, converter.kind)
     num_in_ch = next(m for m in source.modules() if isinstance(m, nn.Conv2d)).in_channels
     diff = verify(source, target, converter.reference, num_in_ch)
     if not diff <= tolerance:

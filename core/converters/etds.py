@@ -53,8 +53,9 @@ def dual_stream_to_plain(net: nn.Module) -> tuple[str, dict, nn.Module]:
     return 'ETDSForInference', args, plain
 
 
-for _arch in DUAL_STREAM_ARCHS:
-    register_converter(_arch, 'plain', reference=_clamped_sr)(dual_stream_to_plain)
+for _arch in DUAL_STREAM_ARCHS:  # ETDSForInference is both the plain and the ET form
+    for _kind in ('et', 'plain'):
+        register_converter(_arch, _kind, reference=_clamped_sr, target='ETDSForInference')(dual_stream_to_plain)
 
 
 @register_detector

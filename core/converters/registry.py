@@ -30,12 +30,14 @@ class Converter:
 
 CONVERTERS: dict[tuple[str, str], Converter] = {}
 DETECTORS: list[DetectFn] = []
+TARGETS: set[str] = set()  # architectures that are some converter's output
 
 
-def register_converter(source: str, kind: str, reference: ReferenceFn) -> Callable[[ConvertFn], ConvertFn]:
-    """Register `fn(source_net) -> (target_type, target_args, target_net)` for `source` → `kind`."""
+def register_converter(source: str, kind: str, reference: ReferenceFn, target: str) -> Callable[[ConvertFn], ConvertFn]:
+    """Register `fn(source_net) -> (target_type, target_args, target_net)` for `source` → `kind` (giving `target`)."""
 
     def deco(fn: ConvertFn) -> ConvertFn:
+        TARGETS.add(target)
         key = (source, kind)
         if key in CONVERTERS:
             raise KeyError(f'a converter from {source} to {kind} is already registered')
@@ -51,12 +53,23 @@ def register_detector(fn: DetectFn) -> DetectFn:
     return fn
 
 
-def get_converter(source: str, kind: str) -> Converter:
-    """The converter for `source` → `kind`, or a UserError that lists what exists."""
-    if (source, kind) not in CONVERTERS:
-        known = ', '.join(f'{s} -> {k}' for s, k in sorted(CONVERTERS)) or 'none'
-        raise UserError(f"no converter from '{source}' to '{kind}'; registered conversions: {known}")
-    return CONVERTERS[(source, kind)]
+def kinds_for(source: str) -> list[str]:
+    return sorted(kind for s, kind in CONVERTERS if s == source)
+
+
+def get_converter(source: str, kind: str | None = None) -> Converter:
+    """The converter for `source` → `kind` (default: 'et' where it exists), or a UserError naming what exists."""
+    kinds = kinds_for(source)
+    if kind is None and kinds:
+        kind = 'et' if 'et' in kinds else kinds[0]
+    if (source, kind) in CONVERTERS:
+        return CONVERTERS[(source, kind)]
+    if kinds:
+        raise UserError(f"'{source}' converts to {' or '.join(kinds)}, not '{kind}'; pass --to {kinds[0]}")
+    if source in TARGETS:
+        raise UserError(f"'{source}' is already a deployable form (a converter's output); there is nothing to fold")
+    known = ', '.join(f'{s} -> {k}' for s, k in sorted(CONVERTERS)) or 'none'
+    raise UserError(f"'{source}' has no converter (registered conversions: {known}); it is evaluated as it is")
 
 
 def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[str, dict]:

@@ -3,18 +3,30 @@
 Every converter in `core.converters` is built from these, and each is tested once in tests/test_reparam.py.
 """
 
+from core.reparam.branches import compose_1x1_kxk, depthwise_as_full, laplacian, sobel_x, sobel_y, sum_convs
+from core.reparam.carry import carry_hidden_layers, fold_shortcut_into_last, pad_in_channels, repeat_interleave_conv
 from core.reparam.clamp import clamp_tail, negate_for_upper_clamp, unit_clip_conv
 from core.reparam.kernels import Conv, identity_kernel, pad_out_channels
 from core.reparam.streams import join_inputs, merge_dual_stream, stack_outputs
 
 __all__ = [
     'Conv',
+    'carry_hidden_layers',
     'clamp_tail',
+    'compose_1x1_kxk',
+    'depthwise_as_full',
+    'fold_shortcut_into_last',
     'identity_kernel',
     'join_inputs',
+    'laplacian',
     'merge_dual_stream',
     'negate_for_upper_clamp',
+    'pad_in_channels',
     'pad_out_channels',
+    'repeat_interleave_conv',
+    'sobel_x',
+    'sobel_y',
     'stack_outputs',
+    'sum_convs',
     'unit_clip_conv',
 ]
