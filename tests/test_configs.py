@@ -8,7 +8,7 @@ from basicsr.utils.options import ordered_yaml
 from conftest import REPO
 
 from core.options import check_registered
-from scripts.make_configs import ETDS_SIZES, SCALES, all_configs
+from scripts.make_configs import ABPN_SIZES, ECBSR_SIZES, ETDS_SIZES, SCALES, all_configs
 
 ALL_YAMLS = sorted((REPO / 'configs').rglob('*.yml'))
 
@@ -55,3 +55,18 @@ def test_test_configs_cover_the_six_benchmarks():
     opt = load(REPO / 'configs' / 'test' / 'ETDS_M4C32_x4.yml')
     names = [d['name'] for d in opt['datasets'].values()]
     assert names == ['Set5', 'Set14', 'B100', 'Urban100', 'Manga109', 'DIV2K_val']
+
+
+def test_every_family_has_train_and_test_configs_at_every_scale():
+    names = [f'ECBSR_{s}' for s in ECBSR_SIZES] + [f'ABPN_{s}' for s in ABPN_SIZES] + ['ESPCN', 'FSRCNN', 'Plain_M6C32']
+    for name in names:
+        for scale in SCALES:
+            train = load(REPO / 'configs' / 'train' / f'{name}_x{scale}.yml')
+            assert train['model_type'] == 'IRModel' and train['train']['total_iter'] == 1600000
+            assert train['train']['ema_decay'] == 0.999 and train['train']['optim_g']['lr'] == 5e-4
+            data = train['datasets']['train']
+            assert data['lq_size'] == 64 and data['batch_size_per_gpu'] == 32
+            assert train['train']['pixel_opt']['type'] == 'L1Loss'
+            assert all(m['crop_border'] == scale for m in train['val']['metrics'].values())
+            assert (REPO / 'configs' / 'test' / f'{name}_x{scale}.yml').is_file()
+    assert load(REPO / 'configs' / 'train' / 'ECBSR_M6C40_x3.yml')['network_g']['num_feat'] == 40

@@ -67,6 +67,37 @@ def test_test_py_matches_direct_evaluation_on_set5(tmp_path, shared_set5):
     assert evaluate_pipeline(str(tmp_path), ['-opt', opt_plain])['synthetic']['psnr'] == pytest.approx(direct, abs=1e-3)
 
 
+FAMILIES = [
+    ('ECBSR_mobilesr', dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4, num_feat=16, act_type='prelu'), 4),
+    ('ECBSRT', dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4, num_feat=16, act_type='prelu'), 4),
+    ('ECBSRET', dict(num_in_ch=3, num_out_ch=3, upscale=3, num_block=4, num_feat=16), 3),
+    ('ABPN', dict(num_feat=28, num_block=4, scale=4), 4),
+    ('ABPN_ET', dict(num_feat=28, num_block=4, scale=4), 4),
+    ('ABPN_ET', dict(num_feat=28, num_block=4, scale=3), 3),
+    ('ESPCN', dict(colors=3, upscale=4), 4),
+    ('FSRCNN', dict(upscale=4), 4),
+    ('Plain', dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=6, num_feat=32), 2),
+]
+
+
+@pytest.mark.parametrize(('arch', 'args', 'scale'), FAMILIES, ids=[f'{a}-x{s}' for a, _, s in FAMILIES])
+def test_every_family_agrees_with_direct_evaluation(tmp_path, shared_set5, arch, args, scale):
+    from basicsr.archs import build_network
+
+    torch.manual_seed(1)
+    net = build_network({'type': arch, **args})
+    with torch.no_grad():
+        for param in net.parameters():
+            if param.requires_grad:
+                param.add_(0.01 * torch.randn_like(param))
+    ckpt = tmp_path / f'{arch}.pth'
+    torch.save(net.state_dict(), ckpt)  # raw, as the official files are
+    opt = write_yaml(tmp_path / 'test.yml', eval_opt(shared_set5, str(ckpt), {'type': arch, **args}, name=arch,
+                                                     scale=scale))
+    via_test_py = evaluate_pipeline(str(tmp_path), ['-opt', opt])['synthetic']['psnr']
+    assert via_test_py == pytest.approx(direct_y_psnr(net.eval(), shared_set5, scale), abs=1e-4)
+
+
 def test_bicubic_baseline_matches_the_published_set5_figure(tmp_path, shared_set5):
     opt = write_yaml(tmp_path / 'bicubic.yml', eval_opt(shared_set5, None, {'type': 'Bicubic', 'upscale': 4},
                                                         name='bicubic', scale=4))

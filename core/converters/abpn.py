@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import torch
@@ -41,7 +42,7 @@ def detect_abpn(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | None:
     """ABPN and ABPN_ET: keys backbone.0.weight, backbone.k.0.weight for the body, bare convs in the tail."""
     if 'backbone.0.weight' not in state or 'backbone.2.0.weight' not in state:
         return None
-    num_block = sum(1 for k in state if k.startswith('backbone.') and k.endswith('.0.weight'))
+    num_block = sum(1 for k in state if re.fullmatch(r'backbone\.\d+\.0\.weight', k))
     tail = state[f'backbone.{num_block + 2}.weight'].shape[0]
     if f'backbone.{num_block + 6}.weight' in state:
         out = state[f'backbone.{num_block + 6}.weight'].shape[0]
