@@ -6,6 +6,7 @@ from torch.nn import functional as F
 
 from core.reparam import (
     carry_hidden_layers,
+    compose_1x1_depthwise,
     compose_1x1_kxk,
     depthwise_as_full,
     fold_shortcut_into_last,
@@ -46,6 +47,14 @@ def test_depthwise_as_full_equals_a_grouped_conv():
     x = torch.randn(1, 5, 6, 6, dtype=D)
     torch.testing.assert_close(F.conv2d(x, depthwise_as_full(dw), padding=1), F.conv2d(x, dw, padding=1, groups=5),
                                rtol=0, atol=1e-12)
+
+
+def test_compose_1x1_depthwise_equals_the_dense_composition():
+    k0, b0 = torch.randn(5, 3, 1, 1, dtype=D), torch.randn(5, dtype=D)
+    dw, b_dw = torch.randn(5, 1, 1, 1, dtype=D) * sobel_x(D), torch.randn(5, dtype=D)
+    fast = compose_1x1_depthwise((k0, b0), (dw, b_dw))
+    dense = compose_1x1_kxk((k0, b0), (depthwise_as_full(dw), b_dw))
+    torch.testing.assert_close(fast, dense, rtol=0, atol=1e-12)
 
 
 def test_sum_convs_adds_parallel_branches():

@@ -16,8 +16,8 @@ from torch.nn import functional as F
 from core.errors import UserError
 from core.reparam import (
     Conv,
+    compose_1x1_depthwise,
     compose_1x1_kxk,
-    depthwise_as_full,
     identity_kernel,
     laplacian,
     sobel_x,
@@ -70,11 +70,6 @@ class SeqConv3x3(nn.Module):
         else:
             raise ValueError(f'unknown seq_type {seq_type}')
 
-    def second(self) -> Conv:
-        """The 3×3 stage as a dense (weight, bias)."""
-        if self.seq_type == 'conv1x1-conv3x3':
-            return self.k1, self.b1
-        return depthwise_as_full(self.scale * self.mask), self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = pad_with_bias(F.conv2d(x, self.k0, self.b0), self.b0)
@@ -83,7 +78,10 @@ class SeqConv3x3(nn.Module):
         return F.conv2d(y, self.scale * self.mask, self.bias, groups=self.bias.shape[0])
 
     def fold(self) -> Conv:
-        return compose_1x1_kxk((self.k0, self.b0), self.second())
+        """The one 3×3 conv (zero padding 1) this branch equals, thanks to the bias padding."""
+        if self.seq_type == 'conv1x1-conv3x3':
+            return compose_1x1_kxk((self.k0, self.b0), (self.k1, self.b1))
+        return compose_1x1_depthwise((self.k0, self.b0), (self.scale * self.mask, self.bias))
 
 
 class ECB(nn.Module):

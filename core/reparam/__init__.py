@@ -3,7 +3,15 @@
 Every converter in `core.converters` is built from these, and each is tested once in tests/test_reparam.py.
 """
 
-from core.reparam.branches import compose_1x1_kxk, depthwise_as_full, laplacian, sobel_x, sobel_y, sum_convs
+from core.reparam.branches import (
+    compose_1x1_depthwise,
+    compose_1x1_kxk,
+    depthwise_as_full,
+    laplacian,
+    sobel_x,
+    sobel_y,
+    sum_convs,
+)
 from core.reparam.carry import carry_hidden_layers, fold_shortcut_into_last, pad_in_channels, repeat_interleave_conv
 from core.reparam.clamp import clamp_tail, negate_for_upper_clamp, unit_clip_conv
 from core.reparam.kernels import Conv, identity_kernel, pad_out_channels
@@ -13,6 +21,7 @@ __all__ = [
     'Conv',
     'carry_hidden_layers',
     'clamp_tail',
+    'compose_1x1_depthwise',
     'compose_1x1_kxk',
     'depthwise_as_full',
     'fold_shortcut_into_last',

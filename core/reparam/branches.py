@@ -43,6 +43,16 @@ def compose_1x1_kxk(first: Conv, second: Conv) -> Conv:
     return weight, bias
 
 
+def compose_1x1_depthwise(first: Conv, depthwise: Conv) -> Conv:
+    """conv_dw(conv_1×1(x)) as one k×k conv (bias-padded like `compose_1x1_kxk`), without a dense C×C×k×k product.
+
+    K[o, i] = D[o]·K1[o, i];  b = b_dw + b1·ΣD[o]. Equal to compose_1x1_kxk(first, (depthwise_as_full(D), b_dw)).
+    """
+    k1, b1 = first
+    dw, b_dw = depthwise
+    return dw * k1, b_dw + b1 * dw.sum(dim=(1, 2, 3))
+
+
 def sum_convs(*convs: Conv) -> Conv:
     """Parallel convolutions of one input (same kernel size), summed: weights and biases add."""
     return torch.stack([w for w, _ in convs]).sum(0), torch.stack([b for _, b in convs]).sum(0)
