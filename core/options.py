@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
@@ -20,6 +21,7 @@ def check_registered(opt: Mapping) -> None:
     for key in ('network_g', 'network_d'):
         if isinstance(opt.get(key), Mapping):
             _require('network', opt[key].get('type'), ARCH_REGISTRY, key)
+            _check_arguments(key, opt[key])
     if 'model_type' in opt:
         _require('model', opt['model_type'], MODEL_REGISTRY, 'model_type')
     for key, value in (opt.get('train') or {}).items():
@@ -31,3 +33,19 @@ def check_registered(opt: Mapping) -> None:
     for name, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
         if isinstance(metric, Mapping):
             _require('metric', metric.get('type'), METRIC_REGISTRY, f'val:metrics:{name}')
+
+
+def _check_arguments(key: str, network: Mapping) -> None:
+    """The network's options must fit its constructor; name ours when a basicsr class of that name was picked."""
+    cls = ARCH_REGISTRY.get(network['type'])
+    args = {k: v for k, v in network.items() if k != 'type'}
+    try:
+        inspect.signature(cls).bind(**args)
+    except TypeError as err:
+        hint = ''
+        ours = [name for name, obj in ARCH_REGISTRY
+                if obj.__name__ == cls.__name__ and obj.__module__.startswith('core.')]
+        if not cls.__module__.startswith('core.') and ours:
+            hint = f"; this is basicsr's {cls.__name__}, ours is registered as type: {ours[0]}"
+        raise UserError(f'{key} ({network["type"]}) does not accept these options: {err}; '
+                        f"it takes ({', '.join(inspect.signature(cls).parameters)}){hint}") from None

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 from basicsr.utils.options import ordered_yaml
-from conftest import REPO
 
+from conftest import REPO
 from core.options import check_registered
 from scripts.make_configs import ABPN_SIZES, ECBSR_SIZES, ETDS_SIZES, SCALES, all_configs
 

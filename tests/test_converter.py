@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, write_yaml
 
+from conftest import REPO, write_yaml
 from core.archs.etds_arch import ETDS, ETDSForInference
 from core.checkpoint import load_checkpoint
 from core.converters import convert_checkpoint, convert_network, get_converter, verify

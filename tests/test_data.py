@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from basicsr.data import build_dataset
-from conftest import write_edsr_pairs
 from torch.nn import functional as F
 
+from conftest import write_edsr_pairs
 from core.data.preparation import build_lmdb
 from core.errors import UserError
 

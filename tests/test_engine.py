@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import REPO, eval_opt, tiny_etds, training_opt, write_edsr_pairs, write_yaml
 from torch.nn import functional as F
 
+from conftest import REPO, eval_opt, tiny_etds, training_opt, write_edsr_pairs, write_yaml
 from core.checkpoint import load_checkpoint
 from core.converters import convert_checkpoint
 from core.engine import evaluate_pipeline, train_pipeline

@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import REPO
 from torch.nn import functional as F
 
+from conftest import REPO
 from core.archs.abpn_arch import ABPN, ABPN_ET
 from core.archs.baselines_arch import ESPCN, FSRCNN, Plain
 from core.archs.ecbsr_arch import ECB, ECBSR, ECBSRET, ECBSRT

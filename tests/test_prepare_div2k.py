@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
-from conftest import REPO, smooth_image
 
+from conftest import REPO, smooth_image
 from core.data.preparation import bicubic_downscale, extract_subimages, subimage_origins
 
 

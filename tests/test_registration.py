@@ -11,7 +11,7 @@ from core.options import check_registered
 
 OURS = {
     ARCH_REGISTRY: ['ETDS', 'ETDSForInference', 'ETDSOnlyET', 'ETDSAblationResidual', 'ETDSAblationAdvancedResidual',
-                    'Bicubic'],
+                    'Bicubic', 'ECBSR_mobilesr', 'ECBSRT', 'ECBSRET', 'ABPN', 'ABPN_ET', 'ESPCN', 'FSRCNN', 'Plain'],
     MODEL_REGISTRY: ['IRModel', 'ETDSModel'],
     DATASET_REGISTRY: ['PairedSRDataset'],
 }
@@ -49,3 +49,16 @@ def test_unknown_types_list_the_registered_names(opt, message):
     assert '\n' not in str(info.value)
     if 'network' in message:
         assert 'ETDS, ETDSAblationAdvancedResidual' in str(info.value)
+
+
+def test_network_options_must_fit_the_constructor():
+    with pytest.raises(UserError, match=r"missing a required argument: 'num_out_ch'; it takes \(num_in_ch, num_out_ch"):
+        check_registered({'network_g': {'type': 'ETDS', 'num_in_ch': 3}})
+
+
+def test_basicsr_ecbsr_with_our_options_points_at_ours():
+    ours = {'type': 'ECBSR', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 4, 'num_block': 4, 'num_feat': 16,
+            'act_type': 'prelu'}
+    with pytest.raises(UserError, match="this is basicsr's ECBSR, ours is registered as type: ECBSR_mobilesr"):
+        check_registered({'network_g': ours})
+    check_registered({'network_g': dict(ours, type='ECBSR_mobilesr')})

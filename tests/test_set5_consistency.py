@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import eval_opt, write_yaml
 
+from conftest import eval_opt, write_yaml
 from core.archs.etds_arch import ETDS
 from core.converters import convert_checkpoint
 from core.engine import evaluate_pipeline
