@@ -128,21 +128,22 @@ def test_unknown_act_type_is_a_user_error():
 
 # --- exact conversions ----------------------------------------------------------------------------------------------
 
-CONVERSIONS = [
-    ('ECBSR_mobilesr', 'plain', lambda s: ecbsr_args(s), 'ECBSRT'),
-    ('ECBSR_mobilesr', 'et', lambda s: ecbsr_args(s), 'ECBSRET'),
-    ('ECBSR_mobilesr', 'et', lambda s: ecbsr_args(s, 'relu', 8), 'ECBSRET'),
-    ('ECBSR_mobilesr', 'et', lambda s: ecbsr_args(s, 'linear', 8), 'ECBSRET'),
-    ('ECBSRT', 'et', lambda s: ecbsr_args(s), 'ECBSRET'),
-    ('ABPN', 'et', lambda s: dict(num_feat=28, num_block=4, scale=s), 'ABPN_ET'),
+CONVERSIONS = [  # source, kind, arguments at scale s, target, weight perturbation
+    ('ECBSR_mobilesr', 'plain', lambda s: ecbsr_args(s), 'ECBSRT', 0.05),
+    ('ECBSR_mobilesr', 'et', lambda s: ecbsr_args(s), 'ECBSRET', 0.05),
+    ('ECBSR_mobilesr', 'et', lambda s: ecbsr_args(s, 'relu', 8), 'ECBSRET', 0.05),
+    ('ECBSR_mobilesr', 'et', lambda s: ecbsr_args(s, 'linear', 8), 'ECBSRET', 0.05),
+    ('ECBSR_mobilesr', 'et', lambda s: dict(ecbsr_args(s, 'rrelu', 8), with_idt=True), 'ECBSRET', 0.01),
+    ('ECBSRT', 'et', lambda s: ecbsr_args(s), 'ECBSRET', 0.05),
+    ('ABPN', 'et', lambda s: dict(num_feat=28, num_block=4, scale=s), 'ABPN_ET', 0.05),
 ]
 
 
 @pytest.mark.parametrize('scale', [2, 3, 4])
-@pytest.mark.parametrize(('arch', 'kind', 'make_args', 'target'), CONVERSIONS,
-                         ids=[f'{a}-{k}-{i}' for i, (a, k, _, _) in enumerate(CONVERSIONS)])
-def test_conversions_are_exact_on_perturbed_weights(arch, kind, make_args, target, scale):
-    net = perturbed(build_network({'type': arch, **make_args(scale)}), seed=scale)
+@pytest.mark.parametrize(('arch', 'kind', 'make_args', 'target', 'amount'), CONVERSIONS,
+                         ids=[f'{a}-{k}-{i}' for i, (a, k, *_) in enumerate(CONVERSIONS)])
+def test_conversions_are_exact_on_perturbed_weights(arch, kind, make_args, target, amount, scale):
+    net = perturbed(build_network({'type': arch, **make_args(scale)}), amount=amount, seed=scale)
     target_arch, _, converted = convert_network(net, arch, kind)
     assert target_arch == target
     x = torch.rand(2, 3, 15, 13, dtype=torch.float64)
