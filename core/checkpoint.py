@@ -75,16 +75,22 @@ def first_mismatch(net: nn.Module, state: Mapping[str, torch.Tensor]) -> str | N
 
 
 def load_into(net: nn.Module, state: Mapping[str, torch.Tensor], source: str = 'checkpoint',
-              strict: bool = True) -> None:
-    """Load `state` into `net`; a misfit names its first mismatching key instead of a long traceback."""
+              strict: bool = True) -> list[str]:
+    """Load `state` into `net`; a misfit names its first mismatching key instead of a long traceback.
+
+    With strict=False every tensor whose key and shape fit is copied (e.g. an x2 model into an x4 one) and
+    the model's keys left at their initial values are returned.
+    """
     problem = first_mismatch(net, state)
     if problem is not None and strict:
         raise UserError(f'{source} does not fit {type(net).__name__}: {problem}; '
                         'check network_g (type and sizes) against the checkpoint')
-    if not strict:
-        own = net.state_dict()
-        state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    net.load_state_dict(state, strict=strict)
+    own = net.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not strict and not fitting:
+        raise UserError(f'{source} shares no tensor with {type(net).__name__}; check pretrain_network_g')
+    net.load_state_dict(fitting, strict=strict)
+    return [k for k in own if k not in fitting]
 
 
 def atomic_save(obj: Any, path: str) -> None:

@@ -1,6 +1,7 @@
-"""Training-step time of collapsed vs branch ECB training, measured side by side in one run.
+"""Training-step time of collapsed vs expanded (branch) training, measured side by side in one run.
 
-python scripts/benchmark_training.py            # ECBSR-M4C16 x4, batch 8, LR 64×64, as in the issue
+python scripts/benchmark_training.py                 # ECBSR-M4C16 x4, batch 8, LR 64×64 (collapsed ECB vs branches)
+python scripts/benchmark_training.py --family sesr    # SESR-M5 x2, batch 32, LR 64×64 (collapsed vs expanded blocks)
 
 Both networks start from the same weights; rounds alternate between them so machine noise hits both alike.
 """
@@ -18,6 +19,16 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import core  # noqa: E402,F401
 from core.archs.ecbsr_arch import ECBSR  # noqa: E402
+from core.archs.sesr_arch import SESR  # noqa: E402
+
+FAMILIES = {
+    'ecbsr': dict(title='ECBSR-M4C16 x4', batch=8, scale=4, rounds=5, steps=4,
+                  build=lambda fast: ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=fast),
+                  names=('branch', 'collapsed')),
+    'sesr': dict(title='SESR-M5 x2', batch=32, scale=2, rounds=3, steps=2,
+                 build=lambda fast: SESR(3, 3, 2, 5, 16, 256, 'collapsed' if fast else 'expanded'),
+                 names=('expanded', 'collapsed')),
+}
 
 
 def make_step(net: torch.nn.Module, lq: torch.Tensor, gt: torch.Tensor):
@@ -35,37 +46,36 @@ def make_step(net: torch.nn.Module, lq: torch.Tensor, gt: torch.Tensor):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--family', choices=sorted(FAMILIES), default='ecbsr')
     parser.add_argument('--lq-size', type=int, default=64)
-    parser.add_argument('--scale', type=int, default=4)
-    parser.add_argument('--num-block', type=int, default=4)
-    parser.add_argument('--num-feat', type=int, default=16)
-    parser.add_argument('--rounds', type=int, default=5, help='alternating rounds')
-    parser.add_argument('--steps', type=int, default=4, help='timed steps per network per round')
+    parser.add_argument('--rounds', type=int, default=None, help='alternating rounds')
+    parser.add_argument('--steps', type=int, default=None, help='timed steps per network per round')
     args = parser.parse_args()
+    family = FAMILIES[args.family]
+    rounds, steps_per_round = args.rounds or family['rounds'], args.steps or family['steps']
 
     torch.manual_seed(0)
-    arch = dict(num_in_ch=3, num_out_ch=3, upscale=args.scale, num_block=args.num_block, num_feat=args.num_feat)
-    branch = ECBSR(**arch, collapsed=False).train()
-    collapsed = ECBSR(**arch, collapsed=True).train()
-    collapsed.load_state_dict(branch.state_dict())
-    lq = torch.rand(args.batch, 3, args.lq_size, args.lq_size)
-    gt = torch.rand(args.batch, 3, args.lq_size * args.scale, args.lq_size * args.scale)
+    slow, fast = family['build'](False).train(), family['build'](True).train()
+    fast.load_state_dict(slow.state_dict())
+    scale, batch = family['scale'], family['batch']
+    lq = torch.rand(batch, 3, args.lq_size, args.lq_size)
+    gt = torch.rand(batch, 3, args.lq_size * scale, args.lq_size * scale)
     with torch.no_grad():
-        same = (branch(lq) - collapsed(lq)).abs().max().item()
-    steps = {'branch': make_step(branch, lq, gt), 'collapsed': make_step(collapsed, lq, gt)}
+        same = (slow(lq[:2]) - fast(lq[:2])).abs().max().item()
+    slow_name, fast_name = family['names']
+    steps = {slow_name: make_step(slow, lq, gt), fast_name: make_step(fast, lq, gt)}
     for step in steps.values():  # warm-up: allocator and kernel selection
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, step in steps.items():
-            times[name] += [step() for _ in range(args.steps)]
+            times[name] += [step() for _ in range(steps_per_round)]
     median = {name: statistics.median(values) * 1000 for name, values in times.items()}
-    print(f'ECBSR-M{args.num_block}C{args.num_feat} x{args.scale}, batch {args.batch}, '
-          f'LR {args.lq_size}x{args.lq_size}, {torch.get_num_threads()} threads; outputs agree to {same:.1e}')
+    print(f"{family['title']}, batch {batch}, LR {args.lq_size}x{args.lq_size}, {torch.get_num_threads()} threads; "
+          f'outputs agree to {same:.1e}')
     for name in steps:
-        print(f'  {name:<10} {median[name]:8.1f} ms/step (median of {len(times[name])})')
-    print(f'  collapsed is {median["branch"] / median["collapsed"]:.2f}x faster per training step')
+        print(f'  {name:<10} {median[name]:9.1f} ms/step (median of {len(times[name])})')
+    print(f'  {fast_name} is {median[slow_name] / median[fast_name]:.2f}x faster per training step')
 
 
 if __name__ == '__main__':

@@ -70,3 +70,18 @@ def test_every_family_has_train_and_test_configs_at_every_scale():
             assert all(m['crop_border'] == scale for m in train['val']['metrics'].values())
             assert (REPO / 'configs' / 'test' / f'{name}_x{scale}.yml').is_file()
     assert load(REPO / 'configs' / 'train' / 'ECBSR_M6C40_x3.yml')['network_g']['num_feat'] == 40
+
+
+def test_sesr_configs_follow_the_seed_and_x4_starts_from_x2():
+    for size in ('M5', 'M11', 'XL'):
+        x2 = load(REPO / 'configs' / 'train' / f'SESR_{size}_x2.yml')
+        x4 = load(REPO / 'configs' / 'train' / f'SESR_{size}_x4.yml')
+        assert x2['train']['optim_g']['lr'] == 2e-4 and x2['datasets']['train']['batch_size_per_gpu'] == 32
+        assert x2['train']['pixel_opt']['type'] == 'L1Loss' and x2['network_g']['linear_block_type'] == 'collapsed'
+        assert x2['path']['pretrain_network_g'] is None
+        assert x4['path']['pretrain_network_g'] == f'experiments/SESR_{size}_x2/models/net_g_latest.pth'
+        assert x4['path']['strict_load_g'] is False
+    m5 = load(REPO / 'configs' / 'train' / 'SESR_M5_x2.yml')['network_g']
+    assert (m5['m'], m5['int_features'], m5['feature_size']) == (5, 16, 256)
+    xl = load(REPO / 'configs' / 'train' / 'SESR_XL_x4.yml')['network_g']
+    assert (xl['m'], xl['int_features'], xl['feature_size'], xl['upscale']) == (11, 32, 64, 4)

@@ -17,8 +17,10 @@ NETWORKS = {
     'espcn': {'type': 'ESPCN', 'colors': 3, 'upscale': 2},
     'fsrcnn': {'type': 'FSRCNN', 'upscale': 2},
     'plain': {'type': 'Plain', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'num_block': 1, 'num_feat': 8},
+    'sesr': {'type': 'SESR', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'm': 2, 'int_features': 8,
+             'feature_size': 16},
 }
-CONVERTS_TO = {'ecbsr_branches': 'ECBSRET', 'ecbsr_collapsed': 'ECBSRET', 'abpn': 'ABPN_ET'}
+CONVERTS_TO = {'ecbsr_branches': 'ECBSRET', 'ecbsr_collapsed': 'ECBSRET', 'abpn': 'ABPN_ET', 'sesr': 'SESRInference'}
 
 
 @pytest.mark.parametrize('name', list(NETWORKS))

@@ -1,6 +1,6 @@
 """Converters from training forms to deployable forms, registered by source architecture."""
 
-from core.converters import abpn, baselines, ecbsr, etds  # noqa: F401  (each registers its family)
+from core.converters import abpn, baselines, ecbsr, etds, sesr  # noqa: F401  (each registers its family)
 from core.converters.api import ConversionReport, convert_checkpoint, convert_network, verify
 from core.converters.registry import CONVERTERS, detect_architecture, get_converter
 

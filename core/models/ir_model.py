@@ -42,8 +42,11 @@ class IRModel(SRModel):
                      param_key: str | None = 'params') -> None:
         net = self.get_bare_model(net)
         state, _ = load_checkpoint(load_path, param_key=param_key)
-        load_into(net, state, source=load_path, strict=strict)
-        get_root_logger().info(f'Loaded {type(net).__name__} from {load_path} [{param_key}].')
+        kept = load_into(net, state, source=load_path, strict=strict)
+        logger = get_root_logger()
+        logger.info(f'Loaded {type(net).__name__} from {load_path} [{param_key}].')
+        if kept:
+            logger.info(f'Not in {load_path} with this shape, so left at initialisation: {", ".join(kept)}')
 
     def save(self, epoch: int, current_iter: int) -> None:
         if self.opt['rank'] != 0:

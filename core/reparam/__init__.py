@@ -1,11 +1,12 @@
 """Pure reparameterization math: functions of (weight, bias) tensors, no nn.Module state.
 
-Every converter in `core.converters` is built from these, and each is tested once in tests/test_reparam.py.
+Every converter in `core.converters` is built from these, and each is tested once in tests/test_reparam*.py.
 """
 
 from core.reparam.branches import (
     compose_1x1_depthwise,
     compose_1x1_kxk,
+    compose_kxk_1x1,
     depthwise_as_full,
     laplacian,
     sobel_x,
@@ -23,6 +24,7 @@ __all__ = [
     'clamp_tail',
     'compose_1x1_depthwise',
     'compose_1x1_kxk',
+    'compose_kxk_1x1',
     'depthwise_as_full',
     'fold_shortcut_into_last',
     'identity_kernel',

@@ -43,6 +43,17 @@ def compose_1x1_kxk(first: Conv, second: Conv) -> Conv:
     return weight, bias
 
 
+def compose_kxk_1x1(first: Conv, second: Conv) -> Conv:
+    """conv_1×1(conv_k×k(x)) as one k×k conv: SESR's linear block. Exact everywhere (the 1×1 is pointwise).
+
+    K[o, i] = Σ_p W2[o, p]·W1[p, i];  b = W2·b1 + b2 (a real bias, never spread over the taps).
+    """
+    k1, b1 = first
+    k2, b2 = second
+    w2 = k2[:, :, 0, 0]
+    return torch.einsum('op,piuv->oiuv', w2, k1), b2 + w2 @ b1
+
+
 def compose_1x1_depthwise(first: Conv, depthwise: Conv) -> Conv:
     """conv_dw(conv_1×1(x)) as one k×k conv (bias-padded like `compose_1x1_kxk`), without a dense C×C×k×k product.
 

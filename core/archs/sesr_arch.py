@@ -1,0 +1,99 @@
+"""SESR: collapsible linear blocks, trained collapsed (one conv per block per step) or expanded.
+
+A linear block is an expanded k×k conv (in → feature_size) followed by a 1×1 conv (feature_size → out) with
+nothing between, so it is one k×k conv; a residual block adds the identity at the centre tap. `SESR`
+is the training form; `SESRInference` is what the converter produces: one conv per block, the same
+residuals, activations, PixelShuffle and clamp.
+"""
+
+from __future__ import annotations
+
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.nn import functional as F
+
+from core.errors import UserError
+from core.reparam import Conv, compose_kxk_1x1, identity_kernel
+
+BLOCK_TYPES = ('collapsed', 'expanded')
+
+
+class LinearBlock(nn.Module):
+    """k×k conv (in→feature_size) then 1×1 conv (feature_size→out), optionally + x; no non-linearity inside."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, feature_size: int, residual: bool = False,
+                 block_type: str = 'collapsed') -> None:
+        super().__init__()
+        if block_type not in BLOCK_TYPES:
+            raise UserError(f"unknown linear_block_type '{block_type}'; choose {' or '.join(BLOCK_TYPES)}")
+        self.block_type = block_type
+        self.residual = residual and in_ch == out_ch
+        self.expand = nn.Conv2d(in_ch, feature_size, kernel_size, padding=kernel_size // 2)
+        self.squeeze = nn.Conv2d(feature_size, out_ch, 1)
+
+    def fold(self) -> Conv:
+        """The single k×k conv this block equals (identity included for a residual block)."""
+        weight, bias = compose_kxk_1x1((self.expand.weight, self.expand.bias), (self.squeeze.weight, self.squeeze.bias))
+        if self.residual:
+            weight = weight + identity_kernel(weight.shape[0], weight.shape[-1], weight.dtype).to(weight.device)
+        return weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.block_type == 'collapsed':
+            weight, bias = self.fold()
+            return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
+        y = self.squeeze(self.expand(x))
+        return y + x if self.residual else y
+
+
+def _activation(channels: int, relu_act: bool) -> nn.Module:
+    """PReLU as in the paper; ReLU when the model is meant for int8 quantization."""
+    return nn.ReLU() if relu_act else nn.PReLU(channels)
+
+
+def _sesr_forward(x: torch.Tensor, first, blocks, acts, last, upscale: int) -> torch.Tensor:
+    f0 = first(x)
+    h = f0
+    for block, act in zip(blocks, acts, strict=True):
+        h = act(block(h))
+    out = last(h + f0) + torch.repeat_interleave(x, upscale * upscale, dim=1)
+    return F.pixel_shuffle(out, upscale).clamp(0, 1)
+
+
+@ARCH_REGISTRY.register()
+class SESR(nn.Module):
+    """f0 = LB5×5(x); m × [h = act(LB3×3(h) + h)]; y = clamp(PS(LB5×5(h + f0) + repeat(x, s²)), 0, 1)."""
+
+    def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, m: int, int_features: int, feature_size: int,
+                 linear_block_type: str = 'collapsed', relu_act: bool = False) -> None:
+        super().__init__()
+        if num_in_ch != num_out_ch:
+            raise UserError(f'SESR repeats its input: num_in_ch must equal num_out_ch ({num_in_ch} != {num_out_ch})')
+        self.upscale = upscale
+        self.first = LinearBlock(num_in_ch, int_features, 5, feature_size, block_type=linear_block_type)
+        self.blocks = nn.ModuleList(LinearBlock(int_features, int_features, 3, feature_size, residual=True,
+                                                block_type=linear_block_type) for _ in range(m))
+        self.acts = nn.ModuleList(_activation(int_features, relu_act) for _ in range(m))
+        self.last = LinearBlock(int_features, num_out_ch * upscale * upscale, 5, feature_size,
+                                block_type=linear_block_type)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _sesr_forward(x, self.first, self.blocks, self.acts, self.last, self.upscale)
+
+
+@ARCH_REGISTRY.register()
+class SESRInference(nn.Module):
+    """Collapsed SESR: a 5×5 conv, m × (3×3 conv + act), a 5×5 conv; the same residuals, PixelShuffle and clamp."""
+
+    def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, m: int, int_features: int,
+                 relu_act: bool = False) -> None:
+        super().__init__()
+        self.upscale = upscale
+        self.first = nn.Conv2d(num_in_ch, int_features, 5, padding=2)
+        self.blocks = nn.ModuleList(nn.Conv2d(int_features, int_features, 3, padding=1) for _ in range(m))
+        self.acts = nn.ModuleList(_activation(int_features, relu_act) for _ in range(m))
+        self.last = nn.Conv2d(int_features, num_out_ch * upscale * upscale, 5, padding=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _sesr_forward(x, self.first, self.blocks, self.acts, self.last, self.upscale)

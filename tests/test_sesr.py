@@ -1,0 +1,108 @@
+"""SESR: linear blocks collapse exactly (biases stay biases), collapsed = expanded training, exact converter,
+and an x4 model really starts from a trained x2 one."""
+
+import pytest
+import torch
+from basicsr.models import build_model
+from torch.nn import functional as F
+
+from conftest import training_opt, write_edsr_pairs
+from core.archs.sesr_arch import SESR, LinearBlock
+from core.converters import convert_network, detect_architecture, get_converter, verify
+from core.errors import UserError
+from core.reparam import compose_kxk_1x1
+
+D = torch.float64
+
+
+def perturbed(net, amount=0.02, seed=0):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.add_(amount * torch.randn_like(param))
+    return net.eval()
+
+
+def test_compose_kxk_1x1_is_the_two_convs():
+    k1, b1 = torch.randn(7, 3, 5, 5, dtype=D), torch.randn(7, dtype=D)
+    k2, b2 = torch.randn(4, 7, 1, 1, dtype=D), torch.randn(4, dtype=D)
+    x = torch.randn(2, 3, 9, 8, dtype=D)
+    weight, bias = compose_kxk_1x1((k1, b1), (k2, b2))
+    expected = F.conv2d(F.conv2d(x, k1, b1, padding=2), k2, b2)
+    torch.testing.assert_close(F.conv2d(x, weight, bias, padding=2), expected, rtol=0, atol=1e-12)
+
+
+def test_biases_do_not_leak_into_kernel_taps():
+    """With zero kernels a block outputs W2·b1 + b2 everywhere, borders included (the seed spread it over taps)."""
+    block = LinearBlock(3, 4, 5, 8).double()
+    with torch.no_grad():
+        block.expand.weight.zero_()
+        block.squeeze.weight.normal_()
+    weight, bias = block.fold()
+    assert torch.count_nonzero(weight) == 0
+    out = block(torch.rand(1, 3, 6, 6, dtype=D))
+    expected = block.squeeze.weight[:, :, 0, 0] @ block.expand.bias + block.squeeze.bias
+    torch.testing.assert_close(out, expected.view(1, 4, 1, 1).expand_as(out), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('residual', [False, True])
+def test_linear_block_collapsed_equals_expanded(residual):
+    collapsed = LinearBlock(6, 6, 3, 32, residual=residual).double()
+    expanded = LinearBlock(6, 6, 3, 32, residual=residual, block_type='expanded').double()
+    expanded.load_state_dict(collapsed.state_dict())
+    x = torch.randn(2, 6, 7, 5, dtype=D)
+    torch.testing.assert_close(collapsed(x), expanded(x), rtol=0, atol=1e-12)
+
+
+def test_sesr_collapsed_and_expanded_are_one_function_with_one_gradient():
+    collapsed = perturbed(SESR(3, 3, 2, 3, 8, 32)).double().train()
+    expanded = SESR(3, 3, 2, 3, 8, 32, linear_block_type='expanded').double().train()
+    expanded.load_state_dict(collapsed.state_dict())
+    x, gt = torch.rand(2, 3, 10, 9, dtype=D), torch.rand(2, 3, 20, 18, dtype=D)
+    outputs = []
+    for net in (collapsed, expanded):
+        out = net(x)
+        F.l1_loss(out, gt).backward()
+        outputs.append(out)
+    assert ((outputs[0] > 0) & (outputs[0] < 1)).float().mean() > 0.5
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-12)
+    for (name, a), (_, b) in zip(collapsed.named_parameters(), expanded.named_parameters(), strict=True):
+        assert a.grad is not None and a.grad.abs().sum() > 0, name
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+@pytest.mark.parametrize('relu_act', [False, True])
+def test_converter_is_exact(scale, relu_act):
+    net = perturbed(SESR(3, 3, scale, 5, 16, 64, relu_act=relu_act), seed=scale)
+    target, args, plain = convert_network(net, 'SESR')
+    assert target == 'SESRInference' and args['relu_act'] is relu_act
+    assert verify(net, plain, get_converter('SESR').reference, 3) <= 1e-6
+    assert detect_architecture(net.state_dict()) == ('SESR', dict(num_in_ch=3, num_out_ch=3, upscale=scale, m=5,
+                                                                 int_features=16, feature_size=64, relu_act=relu_act))
+
+
+def test_x4_training_starts_from_the_x2_weights(tmp_path):
+    x2 = perturbed(SESR(3, 3, 2, 2, 8, 16), amount=0.5, seed=7)
+    torch.save({'params': x2.state_dict()}, tmp_path / 'x2.pth')
+    opt = training_opt(write_edsr_pairs(tmp_path / 'data', 4, [(40, 40), (44, 48)]), scale=4)
+    opt['model_type'] = 'IRModel'
+    opt['network_g'] = {'type': 'SESR', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 4, 'm': 2, 'int_features': 8,
+                        'feature_size': 16}
+    opt['path'].update(pretrain_network_g=str(tmp_path / 'x2.pth'), strict_load_g=False, param_key_g='params')
+    opt['train']['ema_decay'] = 0
+    opt |= {'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1}
+    x4 = build_model(opt).net_g.state_dict()
+    source = x2.state_dict()
+    differing = sorted(k for k in x4 if x4[k].shape != source[k].shape)
+    assert differing == ['last.squeeze.bias', 'last.squeeze.weight']
+    for key in x4:
+        if key not in differing:
+            assert torch.equal(x4[key], source[key]), key
+    fresh = SESR(3, 3, 4, 2, 8, 16).state_dict()
+    assert not torch.equal(fresh['first.expand.weight'], source['first.expand.weight'])  # so equality means copied
+
+
+def test_bad_block_type_is_a_user_error():
+    with pytest.raises(UserError, match="unknown linear_block_type 'fast'"):
+        SESR(3, 3, 2, 1, 8, 16, linear_block_type='fast')
