@@ -28,6 +28,7 @@ from basicsr.utils import AvgTimer, MessageLogger, get_env_info, get_root_logger
 from basicsr.utils.misc import mkdir_and_rename
 from basicsr.utils.options import copy_opt_file, dict2str
 
+from core.archs.esr_arch import model_id_from_path
 from core.checkpoint import load_checkpoint
 from core.compat import load_resume_state, parse_options
 from core.errors import UserError
@@ -187,9 +188,12 @@ def _network_from_checkpoint(opt: dict) -> None:
     if not load_path:
         raise UserError('the test YAML needs network_g, or path:pretrain_network_g pointing at a checkpoint with meta')
     _, meta = load_checkpoint(load_path)
-    if not meta.get('arch'):
+    if meta.get('arch'):
+        opt['network_g'] = {'type': meta['arch'], **meta.get('args', {})}
+    elif model_id := model_id_from_path(load_path):  # official eSR files are named after their model id
+        opt['network_g'] = {'type': 'EdgeSR', 'model_id': model_id}
+    else:
         raise UserError(f'{load_path} has no meta; add network_g (type and arguments) to the test YAML')
-    opt['network_g'] = {'type': meta['arch'], **meta.get('args', {})}
 
 
 def _select_datasets(opt: dict, names: Sequence[str]) -> None:

@@ -17,6 +17,8 @@ NETWORKS = {
     'espcn': {'type': 'ESPCN', 'colors': 3, 'upscale': 2},
     'fsrcnn': {'type': 'FSRCNN', 'upscale': 2},
     'plain': {'type': 'Plain', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'num_block': 1, 'num_feat': 8},
+    'esr_tm': {'type': 'EdgeSR', 'model_id': 'eSR-TM_s2_K3_C4'},
+    'esr_cnn': {'type': 'EdgeSR', 'model_id': 'eSR-CNN_s2_C2_D3_S4'},
     'sesr': {'type': 'SESR', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'm': 2, 'int_features': 8,
              'feature_size': 16},
 }
@@ -31,6 +33,10 @@ def test_family_trains_from_yaml_and_tests(tmp_path, name):
     opt['network_g'] = NETWORKS[name]
     for key in ('fixed_residual_model_iters', 'interpolation_loss_weight'):
         del opt['train'][key]
+    luminance = name.startswith('esr')
+    if luminance:  # 1-channel models train and test on the Y channel
+        for dataset in opt['datasets'].values():
+            dataset.update(color='y', use_channels_shuffle=False)
     train_pipeline(str(tmp_path), ['-opt', write_yaml(tmp_path / 'train.yml', opt)])
     ckpt = tmp_path / 'experiments' / name / 'models' / 'net_g_latest.pth'
     state, meta = load_checkpoint(str(ckpt), param_key='params')
@@ -42,6 +48,8 @@ def test_family_trains_from_yaml_and_tests(tmp_path, name):
         tested = tmp_path / 'et.pth'
         report = convert_checkpoint(str(ckpt), str(tested))
         assert report.target_arch == CONVERTS_TO[name] and report.max_abs_diff <= 1e-6
-    results = evaluate_pipeline(str(tmp_path), ['-opt', write_yaml(tmp_path / 'test.yml', eval_opt(
-        data, str(tested), None if name in CONVERTS_TO else NETWORKS[name], name=f'{name}_test'))])
+    test_opt = eval_opt(data, str(tested), None if name in CONVERTS_TO else NETWORKS[name], name=f'{name}_test')
+    if luminance:
+        test_opt['datasets']['test_1']['color'] = 'y'
+    results = evaluate_pipeline(str(tmp_path), ['-opt', write_yaml(tmp_path / 'test.yml', test_opt)])
     assert 5 < results['synthetic']['psnr'] < 60

@@ -14,7 +14,7 @@ from os import path as osp
 
 import numpy as np
 from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_lmdb, paired_paths_from_meta_info_file
-from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from PIL import Image
 from torch.utils import data
@@ -66,7 +66,8 @@ class PairedSRDataset(data.Dataset):
 
     Options: `dataroot` | `dataroot_gt` + `dataroot_lq` [+ `filename_tmpl`, `meta_info_file`],
     `io_backend: {type: disk | lmdb}`, `lq_size` (train LR patch), `use_hflip`, `use_vflip`, `use_rot`,
-    `use_channels_shuffle`; `scale` and `phase` come from basicsr's option parsing.
+    `use_channels_shuffle`, `color: y` (yield the MATLAB BT.601 Y channel only, for 1-channel models);
+    `scale` and `phase` come from basicsr's option parsing.
     """
 
     def __init__(self, opt: dict) -> None:
@@ -138,6 +139,9 @@ class PairedSRDataset(data.Dataset):
             if self.opt.get('use_channels_shuffle', False):
                 order = np.random.permutation(img_gt.shape[2])
                 img_gt, img_lq = img_gt[..., order], img_lq[..., order]
+        if self.opt.get('color') == 'y':  # luminance models: MATLAB BT.601 Y in [16, 235]/255
+            img_gt = bgr2ycbcr(np.ascontiguousarray(img_gt), y_only=True)[..., None]
+            img_lq = bgr2ycbcr(np.ascontiguousarray(img_lq), y_only=True)[..., None]
         tensor_gt, tensor_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         return {'lq': tensor_lq, 'gt': tensor_gt, 'lq_path': paths['lq_path'], 'gt_path': paths['gt_path']}
 
