@@ -6,6 +6,7 @@ Every model of ours builds on this. Overrides, each for a named reason:
 - `save_training_state`: atomic, so a crash mid-write never leaves a state that resume then trusts.
 - `model_to_device`: DistributedDataParallel without device_ids on CPU (basicsr assumes CUDA).
 - `test`: networks whose forward returns a tuple (training forms) are evaluated on their first output.
+- `get_optimizer`: any torch.optim class by name (basicsr 1.4.2 builds only Adam; VDSR trains with SGD).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from core.checkpoint import atomic_save, load_checkpoint, load_into, network_meta, save_checkpoint
+from core.errors import UserError
 
 
 def first_output(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -37,6 +39,13 @@ class IRModel(SRModel):
             net = net.to(self.device)
             return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
         return super().model_to_device(net)
+
+    def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
+        optimizer = getattr(torch.optim, optim_type, None)
+        if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
+            raise UserError(f"unknown optimizer '{optim_type}' in train:optim_g; use a torch.optim class such as "
+                            'Adam, AdamW or SGD')
+        return optimizer(params, lr, **kwargs)
 
     def load_network(self, net: nn.Module, load_path: str, strict: bool = True,
                      param_key: str | None = 'params') -> None:

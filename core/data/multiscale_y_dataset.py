@@ -1,0 +1,80 @@
+"""VDSR's training data: Y patches of HR images and their bicubic-degraded versions at a random scale.
+
+Each training sample picks a scale from `scales`, cuts an HR patch (`patch_size`, 41 in the paper, enlarged
+to a multiple of the scale), downscales it and upscales it back with MATLAB bicubic (basicsr's imresize),
+and returns both as 1-channel Y crops of `patch_size`. In val/test phase it returns whole mod-cropped
+images at `scale`. One model thus learns x2, x3 and x4 at once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from os import path as osp
+
+import numpy as np
+import torch
+from basicsr.utils import bgr2ycbcr, imfrombytes
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from core.data.layouts import PREPARE_HINT
+from core.data.paired_sr_dataset import random_augment
+from core.errors import UserError
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
+
+
+def degrade(y: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic down then up by `scale`: the interpolated LR image VDSR takes as input (same size as `y`)."""
+    return imresize(imresize(y, 1 / scale), scale)
+
+
+@DATASET_REGISTRY.register()
+class MultiScaleYDataset(data.Dataset):
+    """Options: `dataroot_gt` (HR images), `scales` ([2, 3, 4]), `patch_size` (41), `use_hflip`, `use_vflip`,
+    `use_rot`; `scale` (from the YAML's top level) is the one used outside training."""
+
+    def __init__(self, opt: dict) -> None:
+        super().__init__()
+        self.opt = opt
+        folder = opt.get('dataroot_gt')
+        if not folder or not osp.isdir(folder):
+            raise UserError(f"dataset '{opt.get('name')}': dataroot_gt {folder} is not a folder of HR images; "
+                            + PREPARE_HINT)
+        self.paths = sorted(osp.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not self.paths:
+            raise UserError(f"dataset '{opt.get('name')}' has no images in {folder}; " + PREPARE_HINT)
+        self.scales = [int(s) for s in opt.get('scales', [opt['scale']])]
+        self.patch_size = int(opt.get('patch_size', 41))
+
+    def _y(self, path: str) -> np.ndarray:
+        with open(path, 'rb') as handle:
+            img = imfrombytes(handle.read(), float32=True)
+        return bgr2ycbcr(img, y_only=True)[..., None].astype(np.float32)
+
+    def __getitem__(self, index: int) -> dict:
+        y = self._y(self.paths[index])
+        if self.opt['phase'] == 'train':
+            scale = random.choice(self.scales)
+            size = -(-self.patch_size // scale) * scale
+            if min(y.shape[:2]) < size:
+                raise UserError(f'{self.paths[index]} is smaller than a {size}x{size} patch; lower patch_size')
+            top, left = random.randint(0, y.shape[0] - size), random.randint(0, y.shape[1] - size)
+            gt = y[top:top + size, left:left + size]
+            lq = degrade(gt, scale)
+            gt, lq = gt[:self.patch_size, :self.patch_size], lq[:self.patch_size, :self.patch_size]
+            gt, lq = random_augment([gt, lq], self.opt.get('use_hflip', False), self.opt.get('use_vflip', False),
+                                    self.opt.get('use_rot', False))
+        else:
+            scale = int(self.opt['scale'])
+            h, w = y.shape[0] - y.shape[0] % scale, y.shape[1] - y.shape[1] % scale
+            gt = y[:h, :w]
+            lq = degrade(gt, scale)
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float()  # noqa: E731
+        return {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'lq_path': self.paths[index], 'gt_path': self.paths[index],
+                'scale': scale}
+
+    def __len__(self) -> int:
+        return len(self.paths)
