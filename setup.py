@@ -21,6 +21,8 @@ setup(
         'lmdb>=1.4',
         'tqdm>=4.60',
         'PyYAML>=6.0',
+        'optuna>=3.6',
+        'onnx>=1.15',
     ],
     extras_require={'dev': ['pytest>=8', 'ruff>=0.6']},
 )

@@ -1,0 +1,26 @@
+"""Direct evaluation of a network on a paired test set, for scripts that report PSNR outside test.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from basicsr.data import build_dataset
+from basicsr.metrics import calculate_psnr
+from basicsr.utils import tensor2img
+from torch import nn
+
+
+@torch.no_grad()
+def y_psnr(net: nn.Module, dataroot: str, scale: int, color: str | None = None) -> float:
+    """Mean Y-PSNR (border crop = scale) of `net` on an EDSR/BasicSR-layout set, exactly as test.py computes it."""
+    dataset = build_dataset({'name': 'eval', 'type': 'PairedSRDataset', 'phase': 'test', 'scale': scale,
+                             'dataroot': dataroot, 'io_backend': {'type': 'disk'}, 'color': color})
+    net = net.eval()
+    values = []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        out = net(sample['lq'][None])
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        values.append(calculate_psnr(tensor2img(out), tensor2img(sample['gt'][None]), crop_border=scale,
+                                     test_y_channel=True))
+    return float(np.mean(values))
