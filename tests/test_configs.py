@@ -85,3 +85,26 @@ def test_sesr_configs_follow_the_seed_and_x4_starts_from_x2():
     assert (m5['m'], m5['int_features'], m5['feature_size']) == (5, 16, 256)
     xl = load(REPO / 'configs' / 'train' / 'SESR_XL_x4.yml')['network_g']
     assert (xl['m'], xl['int_features'], xl['feature_size'], xl['upscale']) == (11, 32, 64, 4)
+
+
+def test_vdsr_config_is_the_paper_recipe():
+    opt = load(REPO / 'configs' / 'train' / 'VDSR.yml')
+    train, data = opt['train'], opt['datasets']['train']
+    assert opt['model_type'] == 'VDSRModel' and dict(opt['network_g']) == {'type': 'VDSR', 'upscale': 1}
+    assert (train['optim_g']['type'], train['optim_g']['lr'], train['optim_g']['momentum']) == ('SGD', 0.1, 0.9)
+    assert train['optim_g']['weight_decay'] == 1e-4 and train['scheduler']['gamma'] == 0.1
+    assert dict(train['grad_clip']) == {'type': 'adjustable', 'theta': 0.4}
+    assert list(data['scales']) == [2, 3, 4] and data['patch_size'] == 41
+    for scale in SCALES:
+        test = load(REPO / 'configs' / 'test' / f'VDSR_x{scale}.yml')
+        assert test['network_g']['upscale'] == scale
+        assert all(d['color'] == 'y' for d in test['datasets'].values())
+
+
+def test_esr_configs_work_on_y_and_name_the_official_files():
+    for model_id in ('eSR-MAX_s2_K3_C1', 'eSR-TM_s2_K7_C16', 'eSR-TR_s2_K7_C16', 'eSR-CNN_s2_C8_D9_S15'):
+        train = load(REPO / 'configs' / 'train' / f'{model_id}.yml')
+        assert dict(train['network_g']) == {'type': 'EdgeSR', 'model_id': model_id}
+        assert train['datasets']['train']['color'] == 'y' and train['datasets']['val']['color'] == 'y'
+        test = load(REPO / 'configs' / 'test' / f'{model_id}.yml')
+        assert test['path']['pretrain_network_g'] == f'experiments/pretrained_models/{model_id}.model'
