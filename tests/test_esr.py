@@ -113,3 +113,24 @@ def test_test_py_evaluates_an_official_esr_file_on_y_without_network_g(tmp_path)
         diff = (sr - gt)[2:-2, 2:-2]
         values.append(10 * np.log10(255**2 / np.mean(diff**2)))
     assert psnr == pytest.approx(np.mean(values), abs=1e-3)
+
+
+def test_saved_images_of_y_models_are_rebuilt_in_colour(tmp_path):
+    root = write_edsr_pairs(tmp_path / 'set', 2, [(40, 36)])
+    torch.manual_seed(0)
+    net = EdgeSR('eSR-TM_s2_K3_C4').eval()
+    torch.save(net.state_dict(), tmp_path / 'eSR-TM_s2_K3_C4.model')
+    opt = eval_opt(root, str(tmp_path / 'eSR-TM_s2_K3_C4.model'), None, name='colour')
+    opt['datasets']['test_1']['color'] = 'y'
+    opt['val']['save_img'] = True
+    evaluate_pipeline(str(tmp_path), ['-opt', write_yaml(tmp_path / 'c.yml', opt)])
+    saved = cv2.imread(str(tmp_path / 'experiments' / 'results' / 'colour' / 'visualization' / 'synthetic' /
+                           'img0x2_colour.png'), cv2.IMREAD_UNCHANGED)
+    assert saved.shape == (40, 36, 3)
+    lr = cv2.imread(str(root / 'LR_bicubic' / 'X2' / 'img0x2.png'))
+    y_lr = torch.from_numpy((16 + (65.481 * lr[..., 2] + 128.553 * lr[..., 1] + 24.966 * lr[..., 0]) / 255) / 255)
+    with torch.no_grad():
+        sr_y = net(y_lr.float()[None, None])[0, 0].clamp(0, 1).numpy() * 255
+    saved_y = 16 + (65.481 * saved[..., 2] + 128.553 * saved[..., 1] + 24.966 * saved[..., 0]) / 255
+    assert np.abs(saved_y - sr_y).mean() < 1.0  # the colour image carries the model's Y (up to rounding)
+    assert saved[..., 0].astype(int).tolist() != saved[..., 2].astype(int).tolist()  # really in colour

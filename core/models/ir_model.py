@@ -7,6 +7,8 @@ Every model of ours builds on this. Overrides, each for a named reason:
 - `model_to_device`: DistributedDataParallel without device_ids on CPU (basicsr assumes CUDA).
 - `test`: networks whose forward returns a tuple (training forms) are evaluated on their first output.
 - `get_optimizer`: any torch.optim class by name (basicsr 1.4.2 builds only Adam; VDSR trains with SGD).
+- `nondist_validation`: for Y-channel data (`color: y`) metrics stay on Y, and saved images are rebuilt in
+  colour from the super-resolved Y and the LR image's CbCr upscaled with MATLAB bicubic.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from __future__ import annotations
 import os
 from os import path as osp
 
+import cv2
+import numpy as np
 import torch
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger
+from basicsr.utils import bgr2ycbcr, get_root_logger, imwrite, ycbcr2bgr
+from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -76,6 +81,31 @@ class IRModel(SRModel):
                  'schedulers': [s.state_dict() for s in self.schedulers]}
         os.makedirs(self.opt['path']['training_states'], exist_ok=True)
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
+        colour_from_y = save_img and dataloader.dataset.opt.get('color') == 'y'
+        super().nondist_validation(dataloader, current_iter, tb_logger, save_img and not colour_from_y)
+        if colour_from_y:
+            self._save_colour_from_y(dataloader, current_iter)
+
+    def _save_colour_from_y(self, dataloader, current_iter) -> None:
+        """Save SR Y + bicubic-upscaled LR CbCr as a BGR image, where basicsr would save the image."""
+        dataset_name = dataloader.dataset.opt['name']
+        scale = int(dataloader.dataset.opt['scale'])
+        for data in dataloader:
+            self.feed_data(data)
+            self.test()
+            y = self.output[0, 0].detach().cpu().clamp(0, 1).numpy().astype(np.float32)
+            lq = cv2.imread(data['lq_path'][0], cv2.IMREAD_COLOR).astype(np.float32) / 255.0
+            cbcr = imresize(bgr2ycbcr(lq)[..., 1:], scale)[:y.shape[0], :y.shape[1]]
+            bgr = ycbcr2bgr(np.concatenate([y[..., None], cbcr], axis=2).astype(np.float32))
+            name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
+            suffix = self.opt['val'].get('suffix') or self.opt['name']
+            if self.opt['is_train']:
+                path = osp.join(self.opt['path']['visualization'], name, f'{name}_{current_iter}.png')
+            else:
+                path = osp.join(self.opt['path']['visualization'], dataset_name, f'{name}_{suffix}.png')
+            imwrite((np.clip(bgr, 0, 1) * 255.0).round().astype(np.uint8), path)
 
     def test(self) -> None:
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
