@@ -14,6 +14,7 @@ from os import path as osp
 
 import torch
 from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -22,13 +23,20 @@ from core.archs.ecbsr_arch import ECBSR  # noqa: E402
 from core.archs.sesr_arch import SESR  # noqa: E402
 
 FAMILIES = {
-    'ecbsr': dict(title='ECBSR-M4C16 x4', batch=8, scale=4, rounds=5, steps=4,
+    'ecbsr': dict(title='ECBSR-M4C16 x4', batch=8, scale=4, rounds=5, steps=4, channels=3,
                   build=lambda fast: ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=fast),
                   names=('branch', 'collapsed')),
-    'sesr': dict(title='SESR-M5 x2', batch=32, scale=2, rounds=3, steps=2,
-                 build=lambda fast: SESR(3, 3, 2, 5, 16, 256, 'collapsed' if fast else 'expanded'),
+    'sesr': dict(title='SESR-M5 x2 (Y channel, as the seed)', batch=32, scale=2, rounds=3, steps=2, channels=1,
+                 build=lambda fast: SESR(1, 1, 2, 5, 16, 256, 'collapsed' if fast else 'expanded'),
                  names=('expanded', 'collapsed')),
 }
+
+
+def forward_macs(net: torch.nn.Module, x: torch.Tensor) -> float:
+    """Multiply-accumulates of one forward pass, from torch's own FLOP counter (2 FLOPs per MAC)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x)
+    return counter.get_total_flops() / 2
 
 
 def make_step(net: torch.nn.Module, lq: torch.Tensor, gt: torch.Tensor):
@@ -58,8 +66,10 @@ def main() -> None:
     slow, fast = family['build'](False).train(), family['build'](True).train()
     fast.load_state_dict(slow.state_dict())
     scale, batch = family['scale'], family['batch']
-    lq = torch.rand(batch, 3, args.lq_size, args.lq_size)
-    gt = torch.rand(batch, 3, args.lq_size * scale, args.lq_size * scale)
+    channels = family['channels']
+    lq = torch.rand(batch, channels, args.lq_size, args.lq_size)
+    gt = torch.rand(batch, channels, args.lq_size * scale, args.lq_size * scale)
+    macs = {name: forward_macs(net, lq) for name, net in (('slow', slow), ('fast', fast))}
     with torch.no_grad():
         same = (slow(lq[:2]) - fast(lq[:2])).abs().max().item()
     slow_name, fast_name = family['names']
@@ -73,8 +83,9 @@ def main() -> None:
     median = {name: statistics.median(values) * 1000 for name, values in times.items()}
     print(f"{family['title']}, batch {batch}, LR {args.lq_size}x{args.lq_size}, {torch.get_num_threads()} threads; "
           f'outputs agree to {same:.1e}')
-    for name in steps:
-        print(f'  {name:<10} {median[name]:9.1f} ms/step (median of {len(times[name])})')
+    for name, key in zip(steps, ('slow', 'fast'), strict=True):
+        print(f'  {name:<10} {median[name]:9.1f} ms/step (median of {len(times[name])}), '
+              f'{macs[key] / 1e9:.2f}B MACs per forward')
     print(f'  {fast_name} is {median[slow_name] / median[fast_name]:.2f}x faster per training step')
 
 

@@ -49,8 +49,8 @@ def families() -> dict[str, tuple[dict, str, dict]]:
                                           'num_block': 6, 'num_feat': 32}, 'IRModel', PAPER
     for size, (m, f, fs) in SESR_SIZES.items():
         for scale in (2, 4):
-            net = {'type': 'SESR', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': scale, 'm': m, 'int_features': f,
-                   'feature_size': fs, 'linear_block_type': 'collapsed'}
+            net = {'type': 'SESR', 'num_in_ch': 1, 'num_out_ch': 1, 'upscale': scale, 'm': m, 'int_features': f,
+                   'feature_size': fs, 'linear_block_type': 'collapsed'}  # on Y, as the seed
             settings = SESR_SEED
             if scale == 4:  # x4 starts from the trained x2 model: every tensor but the last 1×1 is copied
                 settings = dict(SESR_SEED, pretrain=f'experiments/SESR_{size}_x2/models/net_g_latest.pth',
@@ -281,8 +281,10 @@ def all_configs() -> dict[str, str]:
     """Relative path → YAML text for every generated config."""
     configs = {}
     for name, (net, model_type, settings) in families().items():
-        configs[f'configs/train/{name}.yml'] = train_config(name, net, model_type, settings)
-        configs[f'configs/test/{name}.yml'] = test_config(name, net)
+        on_y = net.get('num_in_ch') == 1
+        train = train_config(name, net, model_type, settings)
+        configs[f'configs/train/{name}.yml'] = luminance(train) if on_y else train
+        configs[f'configs/test/{name}.yml'] = test_config(name, net, color='y' if on_y else None)
     for model_id in ESR_IDS:
         net = {'type': 'EdgeSR', 'model_id': model_id}
         scale = int(model_id.split('_s')[1].split('_')[0])

@@ -78,6 +78,9 @@ def test_sesr_configs_follow_the_seed_and_x4_starts_from_x2():
         x4 = load(REPO / 'configs' / 'train' / f'SESR_{size}_x4.yml')
         assert x2['train']['optim_g']['lr'] == 2e-4 and x2['datasets']['train']['batch_size_per_gpu'] == 32
         assert x2['train']['pixel_opt']['type'] == 'L1Loss' and x2['network_g']['linear_block_type'] == 'collapsed'
+        assert x2['network_g']['num_in_ch'] == 1 and x2['datasets']['train']['color'] == 'y'  # the seed runs on Y
+        test = load(REPO / 'configs' / 'test' / f'SESR_{size}_x4.yml')
+        assert all(d['color'] == 'y' for d in test['datasets'].values())
         assert x2['path']['pretrain_network_g'] is None
         assert x4['path']['pretrain_network_g'] == f'experiments/SESR_{size}_x2/models/net_g_latest.pth'
         assert x4['path']['strict_load_g'] is False
