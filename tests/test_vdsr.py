@@ -95,6 +95,7 @@ def test_vdsr_model_uses_sgd_and_clips(tmp_path):
     model = build_model(opt)
     assert isinstance(model.optimizer_g, torch.optim.SGD)
     assert model.optimizer_g.param_groups[0]['momentum'] == 0.9
+    assert model.optimizer_g.defaults['foreach'] is True  # multi-tensor steps on the CPU too
     model.feed_data({'lq': torch.rand(2, 1, 41, 41) * 100, 'gt': torch.rand(2, 1, 41, 41)})  # huge gradients
     model.optimize_parameters(1)
     bound = 0.4 / 0.1

@@ -13,6 +13,7 @@ Every model of ours builds on this. Overrides, each for a named reason:
 
 from __future__ import annotations
 
+import inspect
 import os
 from os import path as osp
 
@@ -50,6 +51,8 @@ class IRModel(SRModel):
         if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
             raise UserError(f"unknown optimizer '{optim_type}' in train:optim_g; use a torch.optim class such as "
                             'Adam, AdamW or SGD')
+        if 'foreach' in inspect.signature(optimizer).parameters:
+            kwargs.setdefault('foreach', True)  # torch enables multi-tensor steps only on CUDA by default
         return optimizer(params, lr, **kwargs)
 
     def load_network(self, net: nn.Module, load_path: str, strict: bool = True,
