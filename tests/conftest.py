@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import core  # noqa: F401  (registers everything into basicsr)
@@ -24,6 +25,22 @@ def shared_set5() -> Path:
     if not set5.is_dir():
         pytest.skip('../shared/benchmarks/Set5 is not present (it is only on the project machines)')
     return set5
+
+
+def matlab_y(bgr: np.ndarray) -> np.ndarray:
+    """MATLAB rgb2ycbcr's Y (BT.601, 16–235) of a uint8 BGR image, in float64: the tests' independent reference."""
+    b, g, r = (bgr[..., i].astype(np.float64) for i in range(3))
+    return 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+
+
+def perturb(net: torch.nn.Module, amount: float, seed: int = 0) -> torch.nn.Module:
+    """Add seeded Gaussian noise to every trainable weight, so no weight keeps its (often special) init."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in net.parameters():
+            if param.requires_grad:
+                param.add_(amount * torch.randn_like(param))
+    return net.eval()
 
 
 def smooth_image(height: int, width: int, seed: int) -> np.ndarray:

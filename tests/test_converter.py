@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, write_yaml
+from conftest import REPO, perturb, write_yaml
 from core.archs.etds_arch import ETDS, ETDSForInference
 from core.checkpoint import load_checkpoint
 from core.converters import convert_checkpoint, convert_network, get_converter, verify
@@ -20,13 +20,9 @@ def perturbed(arch: str, scale: int, seed: int = 0, num_block: int = 4, num_feat
     """Official-size network whose every weight, residual stream included, has left its init."""
     from basicsr.archs import build_network
 
-    torch.manual_seed(seed)
     net = build_network({'type': arch, 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': scale, 'num_block': num_block,
                          'num_feat': num_feat, 'num_residual_feat': 3})
-    with torch.no_grad():
-        for param in net.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-    return net.eval()
+    return perturb(net, 0.05, seed)
 
 
 @pytest.mark.parametrize('arch', DUAL)

@@ -7,7 +7,7 @@ import torch
 from basicsr.data import build_dataset
 from torch.nn import functional as F
 
-from conftest import eval_opt, write_edsr_pairs, write_yaml
+from conftest import eval_opt, matlab_y, write_edsr_pairs, write_yaml
 from core.archs.esr_arch import EdgeSR, EdgeSRCNN, load_esr_checkpoint, parse_model_id
 from core.engine import evaluate_pipeline
 from core.errors import UserError
@@ -78,9 +78,8 @@ def test_official_file_loads_by_name(tmp_path):
 
 
 def matlab_y_uint8(bgr: np.ndarray) -> np.ndarray:
-    """MATLAB rgb2ycbcr(uint8)'s Y: BT.601, rounded to uint8 as MATLAB returns it for uint8 input."""
-    b, g, r = (bgr[..., i].astype(np.float64) for i in range(3))
-    return np.round(16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255)
+    """MATLAB rgb2ycbcr(uint8)'s Y: rounded to uint8 as MATLAB returns it for uint8 input."""
+    return np.round(matlab_y(bgr))
 
 
 def test_y_dataset_yields_matlab_luminance(tmp_path):
@@ -105,7 +104,7 @@ def test_test_py_evaluates_an_official_esr_file_on_y_without_network_g(tmp_path)
     for i in range(2):
         hr = cv2.imread(str(root / 'HR' / f'img{i}.png'))
         lr = cv2.imread(str(root / 'LR_bicubic' / 'X2' / f'img{i}x2.png'))
-        y_lr = (16 + (65.481 * lr[..., 2] + 128.553 * lr[..., 1] + 24.966 * lr[..., 0]) / 255) / 255  # unrounded input
+        y_lr = matlab_y(lr) / 255  # the network's input is the unrounded Y
         y_lr = torch.from_numpy(y_lr.astype(np.float32))
         with torch.no_grad():
             sr = np.round(net(y_lr[None, None])[0, 0].clamp(0, 1).numpy() * 255)
@@ -128,9 +127,9 @@ def test_saved_images_of_y_models_are_rebuilt_in_colour(tmp_path):
                            'img0x2_colour.png'), cv2.IMREAD_UNCHANGED)
     assert saved.shape == (40, 36, 3)
     lr = cv2.imread(str(root / 'LR_bicubic' / 'X2' / 'img0x2.png'))
-    y_lr = torch.from_numpy((16 + (65.481 * lr[..., 2] + 128.553 * lr[..., 1] + 24.966 * lr[..., 0]) / 255) / 255)
+    y_lr = torch.from_numpy(matlab_y(lr) / 255)
     with torch.no_grad():
         sr_y = net(y_lr.float()[None, None])[0, 0].clamp(0, 1).numpy() * 255
-    saved_y = 16 + (65.481 * saved[..., 2] + 128.553 * saved[..., 1] + 24.966 * saved[..., 0]) / 255
+    saved_y = matlab_y(saved)
     assert np.abs(saved_y - sr_y).mean() < 1.0  # the colour image carries the model's Y (up to rounding)
     assert saved[..., 0].astype(int).tolist() != saved[..., 2].astype(int).tolist()  # really in colour

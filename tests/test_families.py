@@ -8,7 +8,7 @@ import torch
 from basicsr.archs import build_network
 from torch.nn import functional as F
 
-from conftest import REPO
+from conftest import REPO, perturb
 from core.archs.abpn_arch import ABPN, ABPN_ET
 from core.archs.baselines_arch import ESPCN, FSRCNN, Plain
 from core.archs.ecbsr_arch import ECB, ECBSR, ECBSRET, ECBSRT
@@ -22,12 +22,7 @@ def shapes(net):
 
 
 def perturbed(net, amount=0.05, seed=0):
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for param in net.parameters():
-            if param.requires_grad:
-                param.add_(amount * torch.randn_like(param))
-    return net.eval()
+    return perturb(net, amount, seed)
 
 
 def ecbsr_args(scale, act='prelu', num_feat=16):

@@ -6,7 +6,7 @@ import torch
 from basicsr.models import build_model
 from torch.nn import functional as F
 
-from conftest import training_opt, write_edsr_pairs
+from conftest import perturb, training_opt, write_edsr_pairs
 from core.archs.sesr_arch import SESR, LinearBlock
 from core.converters import convert_network, detect_architecture, get_converter, verify
 from core.errors import UserError
@@ -16,11 +16,7 @@ D = torch.float64
 
 
 def perturbed(net, amount=0.02, seed=0):
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for param in net.parameters():
-            param.add_(amount * torch.randn_like(param))
-    return net.eval()
+    return perturb(net, amount, seed)
 
 
 def test_compose_kxk_1x1_is_the_two_convs():

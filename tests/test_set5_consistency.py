@@ -10,19 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import eval_opt, write_yaml
+from conftest import eval_opt, matlab_y, write_yaml
 from core.archs.etds_arch import ETDS
 from core.converters import convert_checkpoint, convert_network
 from core.engine import evaluate_pipeline
 
 OFFICIAL_ARGS = {'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 4, 'num_block': 4, 'num_feat': 32,
                  'num_residual_feat': 3}
-
-
-def matlab_y(rgb_uint8: np.ndarray) -> np.ndarray:
-    """MATLAB rgb2ycbcr's Y (BT.601, 16–235) of a uint8 RGB image, in float64."""
-    rgb = rgb_uint8.astype(np.float64)
-    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
 
 
 @torch.no_grad()
@@ -33,8 +27,8 @@ def direct_y_psnr(net: torch.nn.Module, set_dir: Path, scale: int) -> float:
         x = torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         out = net(x)
         out = out[0] if isinstance(out, tuple) else out
-        sr = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-        hr = cv2.imread(str(hr_path))[..., ::-1][:lr.shape[0] * scale, :lr.shape[1] * scale]
+        sr = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)[..., ::-1]  # BGR
+        hr = cv2.imread(str(hr_path))[:lr.shape[0] * scale, :lr.shape[1] * scale]
         diff = (matlab_y(sr) - matlab_y(hr))[scale:-scale, scale:-scale]
         values.append(10 * np.log10(255.0**2 / np.mean(diff**2)))
     return float(np.mean(values))
