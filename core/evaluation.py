@@ -9,6 +9,8 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import tensor2img
 from torch import nn
 
+from core.archs.shared import first_output
+
 
 @torch.no_grad()
 def y_psnr(net: nn.Module, dataroot: str, scale: int, color: str | None = None) -> float:
@@ -19,8 +21,7 @@ def y_psnr(net: nn.Module, dataroot: str, scale: int, color: str | None = None) 
     values = []
     for i in range(len(dataset)):
         sample = dataset[i]
-        out = net(sample['lq'][None])
-        out = out[0] if isinstance(out, (tuple, list)) else out
+        out = first_output(net(sample['lq'][None]))
         values.append(calculate_psnr(tensor2img(out), tensor2img(sample['gt'][None]), crop_border=scale,
                                      test_y_channel=True))
     return float(np.mean(values))

@@ -10,8 +10,8 @@ from core.archs.etds_arch import (
     ETDSAblationResidual,
     ETDSForInference,
     ETDSOnlyET,
-    plain_last_width,
 )
+from core.archs.shared import plain_last_width
 from core.errors import UserError
 
 

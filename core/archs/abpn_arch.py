@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
-from torch.nn import functional as F
 
-from core.archs.ecbsr_arch import et_width
-from core.archs.etds_arch import plain_last_width
+from core.archs.shared import RepeatShortcutNet, TrimmedShuffleNet, et_width, plain_last_width
 
 
 def _conv(in_ch: int, out_ch: int, kernel_size: int = 3) -> nn.Conv2d:
@@ -16,25 +13,21 @@ def _conv(in_ch: int, out_ch: int, kernel_size: int = 3) -> nn.Conv2d:
 
 
 @ARCH_REGISTRY.register()
-class ABPN(nn.Module):
+class ABPN(RepeatShortcutNet):
     """conv(3→F), ReLU, num_block × [conv(F→F), ReLU], conv(F→3s²), ReLU, conv(3s²→3s²); + the repeated input."""
 
     def __init__(self, num_feat: int, num_block: int, scale: int) -> None:
         super().__init__()
-        self.scale = scale
+        self.scale = self.upscale = scale  # `scale` is the official argument name
         out = 3 * scale * scale
         layers: list[nn.Module] = [_conv(3, num_feat), nn.ReLU()]
         layers += [nn.Sequential(_conv(num_feat, num_feat), nn.ReLU()) for _ in range(num_block)]
         layers += [_conv(num_feat, out), nn.ReLU(), _conv(out, out)]
         self.backbone = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = torch.repeat_interleave(x, self.scale * self.scale, dim=1)
-        return F.pixel_shuffle(self.backbone(x) + shortcut, self.scale)
-
 
 @ARCH_REGISTRY.register()
-class ABPN_ET(nn.Module):  # noqa: N801  (the official class name)
+class ABPN_ET(TrimmedShuffleNet):  # noqa: N801  (the official class name)
     """ABPN with the input carried in 3 extra channels (hidden widths rounded up to even) and the clamp folded.
 
     Official widths: F+4 in the body; 3s²+3 rounded up to even before the last conv (52 at x4, 30 at x3);
@@ -43,13 +36,11 @@ class ABPN_ET(nn.Module):  # noqa: N801  (the official class name)
 
     def __init__(self, num_feat: int, num_block: int, scale: int) -> None:
         super().__init__()
-        self.scale, self.out_channels = scale, 3 * scale * scale
+        self.scale = self.upscale = scale
+        self.out_channels = 3 * scale * scale
         width, tail = et_width(num_feat, 3, multiple=2), et_width(self.out_channels, 3, multiple=2)
         last = plain_last_width(3, scale)
         layers: list[nn.Module] = [_conv(3, width), nn.ReLU()]
         layers += [nn.Sequential(_conv(width, width), nn.ReLU()) for _ in range(num_block)]
         layers += [_conv(width, tail), nn.ReLU(), _conv(tail, last), nn.ReLU(), _conv(last, last, 1), nn.ReLU()]
         self.backbone = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.backbone(x)[:, :self.out_channels], self.scale)

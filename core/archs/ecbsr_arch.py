@@ -13,6 +13,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.shared import RepeatShortcutNet, TrimmedShuffleNet, et_width, plain_last_width
 from core.errors import UserError
 from core.reparam import (
     Conv,
@@ -70,7 +71,6 @@ class SeqConv3x3(nn.Module):
         else:
             raise ValueError(f'unknown seq_type {seq_type}')
 
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = pad_with_bias(F.conv2d(x, self.k0, self.b0), self.b0)
         if self.seq_type == 'conv1x1-conv3x3':
@@ -120,19 +120,8 @@ class ECB(nn.Module):
         return self.act(y)
 
 
-class _RepeatShortcut(nn.Module):
-    """y = PixelShuffle(backbone(x) + repeat_interleave(x, s², dim=1)): the nearest-neighbour residual."""
-
-    upscale: int
-    backbone: nn.Sequential
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = torch.repeat_interleave(x, self.upscale * self.upscale, dim=1)
-        return F.pixel_shuffle(self.backbone(x) + shortcut, self.upscale)
-
-
 @ARCH_REGISTRY.register(suffix='mobilesr')
-class ECBSR(_RepeatShortcut):
+class ECBSR(RepeatShortcutNet):
     """ECBSR training form: ECB(in→C), num_block × ECB(C→C), ECB(C→out·s², linear); depth multiplier 2."""
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
@@ -155,7 +144,7 @@ def _conv_act(in_ch: int, out_ch: int, act: nn.Module | None, kernel_size: int =
 
 
 @ARCH_REGISTRY.register()
-class ECBSRT(_RepeatShortcut):
+class ECBSRT(RepeatShortcutNet):
     """The folded ECBSR: (Conv3×3 + act) × (num_block + 1), then Conv3×3, with the same shortcut."""
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
@@ -168,25 +157,15 @@ class ECBSRT(_RepeatShortcut):
         self.backbone = nn.Sequential(*layers)
 
 
-def et_width(num_feat: int, num_in_ch: int, multiple: int = 4) -> int:
-    """Hidden width of an ET form: the features plus the carried input, rounded up to `multiple`."""
-    return -(-(num_feat + num_in_ch) // multiple) * multiple
-
-
 @ARCH_REGISTRY.register()
-class ECBSRET(nn.Module):
+class ECBSRET(TrimmedShuffleNet):
     """The ET form of ECBSR: conv+PReLU at width C+in (padded to 4), the input carried inside, clamp folded."""
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int) -> None:
         super().__init__()
-        from core.archs.etds_arch import plain_last_width
-
         self.upscale, self.out_channels = upscale, num_out_ch * upscale * upscale
         width, last = et_width(num_feat, num_in_ch), plain_last_width(num_out_ch, upscale)
         layers = [_conv_act(num_in_ch, width, nn.PReLU(width))]
         layers += [_conv_act(width, width, nn.PReLU(width)) for _ in range(num_block)]
         layers += [_conv_act(width, last, nn.ReLU()), _conv_act(last, last, nn.ReLU(), kernel_size=1)]
         self.backbone = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.backbone(x)[:, :self.out_channels], self.upscale)

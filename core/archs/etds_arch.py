@@ -13,13 +13,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.shared import plain_last_width
 from core.errors import UserError
 from core.reparam import identity_kernel
-
-
-def plain_last_width(num_out_ch: int, upscale: int) -> int:
-    """Width of the plain model's last convs: out·s² rounded up to a multiple of 4 (28 at x3)."""
-    return -(-num_out_ch * upscale * upscale // 4) * 4
 
 
 def _conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:

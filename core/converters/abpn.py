@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from core.archs.abpn_arch import ABPN_ET
-from core.archs.etds_arch import plain_last_width
+from core.archs.shared import plain_last_width
 from core.converters.ecbsr import _clamped, _scale, conv_params
 from core.converters.registry import register_converter, register_detector
 from core.reparam import carry_hidden_layers, fold_shortcut_into_last

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from core.archs.ecbsr_arch import ECBSRET, ECBSRT, et_width
+from core.archs.ecbsr_arch import ECBSRET, ECBSRT
+from core.archs.shared import et_width
 from core.converters.registry import register_converter, register_detector
 from core.errors import UserError
 from core.reparam import Conv, carry_hidden_layers, fold_shortcut_into_last

@@ -27,13 +27,9 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from core.archs.shared import first_output
 from core.checkpoint import atomic_save, load_checkpoint, load_into, network_meta, save_checkpoint
 from core.errors import UserError
-
-
-def first_output(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """The super-resolved image of a network that may also return auxiliary outputs."""
-    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 @MODEL_REGISTRY.register()

@@ -1,0 +1,51 @@
+"""Pieces several families share: channel widths of deployable forms, the repeated-input shortcut, outputs.
+
+Not a `*_arch.py` file, so the registry scan does not import it as a family.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def plain_last_width(num_out_ch: int, upscale: int) -> int:
+    """Width of a plain model's last convs: out·s² rounded up to a multiple of 4 (28 at x3)."""
+    return round_up(num_out_ch * upscale * upscale, 4)
+
+
+def et_width(num_feat: int, num_in_ch: int, multiple: int = 4) -> int:
+    """Hidden width of an ET form: the features plus the carried input, rounded up to `multiple`."""
+    return round_up(num_feat + num_in_ch, multiple)
+
+
+def first_output(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The super-resolved image of a network that may also return auxiliary outputs (training forms)."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+class RepeatShortcutNet(nn.Module):
+    """y = PixelShuffle(backbone(x) + repeat_interleave(x, s², dim=1)): the nearest-neighbour residual."""
+
+    upscale: int
+    backbone: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = torch.repeat_interleave(x, self.upscale * self.upscale, dim=1)
+        return F.pixel_shuffle(self.backbone(x) + shortcut, self.upscale)
+
+
+class TrimmedShuffleNet(nn.Module):
+    """y = PixelShuffle(backbone(x)[:, :out·s²]): an ET form whose output width was padded to a multiple of 4."""
+
+    upscale: int
+    out_channels: int
+    backbone: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.backbone(x)[:, :self.out_channels], self.upscale)
