@@ -10,7 +10,7 @@ from torch import nn
 
 from core.archs.abpn_arch import ABPN_ET
 from core.archs.shared import plain_last_width
-from core.converters.ecbsr import _clamped, _scale, conv_params
+from core.converters.common import clamped_output, conv_params, scale_from_channels
 from core.converters.registry import register_converter, register_detector
 from core.reparam import carry_hidden_layers, fold_shortcut_into_last
 
@@ -34,7 +34,7 @@ def abpn_to_et(net: nn.Module) -> tuple[str, dict, nn.Module]:
     return 'ABPN_ET', args, et
 
 
-register_converter('ABPN', 'et', reference=_clamped, target='ABPN_ET')(abpn_to_et)
+register_converter('ABPN', 'et', reference=clamped_output, target='ABPN_ET')(abpn_to_et)
 
 
 @register_detector
@@ -49,6 +49,6 @@ def detect_abpn(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | None:
         scale = next((s for s in range(1, 9) if plain_last_width(3, s) == out), None)
         return None if scale is None else ('ABPN_ET', dict(num_feat=state['backbone.0.weight'].shape[0] - 4,
                                                           num_block=num_block, scale=scale))
-    scale = _scale(tail, 3)
+    scale = scale_from_channels(tail, 3)
     return None if scale is None else ('ABPN', dict(num_feat=state['backbone.0.weight'].shape[0],
                                                    num_block=num_block, scale=scale))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
 
+from core.converters.common import scale_from_channels
 from core.converters.registry import register_detector
 
 
@@ -18,7 +18,7 @@ def detect_baselines(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | No
         return 'FSRCNN', {}
     if 'conv1.weight' in state and 'conv3.weight' in state:
         colors = state['conv1.weight'].shape[1]
-        return 'ESPCN', {'colors': colors, 'upscale': math.isqrt(state['conv3.weight'].shape[0] // colors)}
+        return 'ESPCN', {'colors': colors, 'upscale': scale_from_channels(state['conv3.weight'].shape[0], colors)}
     if 'conv_first.weight' in state and 'conv_last.weight' in state and 'conv_residual_first.weight' not in state:
         return 'Plain', {}
     return None

@@ -6,31 +6,19 @@ activation that is not piecewise linear through 0 (softplus) cannot carry the im
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from core.archs.ecbsr_arch import ECBSRET, ECBSRT
-from core.archs.shared import et_width
+from core.archs.shared import et_width, plain_last_width
+from core.converters.common import clamped_output, conv_params, same_output, scale_from_channels
 from core.converters.registry import register_converter, register_detector
 from core.errors import UserError
-from core.reparam import Conv, carry_hidden_layers, fold_shortcut_into_last
+from core.reparam import carry_hidden_layers, fold_shortcut_into_last
 
 ECBSR_NAME = 'ECBSR_mobilesr'
-
-
-def conv_params(conv: nn.Conv2d) -> Conv:
-    return conv.weight.detach(), conv.bias.detach()
-
-
-def _same(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return net(x)
-
-
-def _clamped(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return net(x).clamp(0, 1)
 
 
 def act_type_of(act: nn.Module) -> str:
@@ -99,14 +87,9 @@ def ecbsr_to_et(net: nn.Module) -> tuple[str, dict, nn.Module]:
     return t_to_et(ecbsr_to_t(net)[2])
 
 
-register_converter(ECBSR_NAME, 'plain', reference=_same, target='ECBSRT')(ecbsr_to_t)
-register_converter(ECBSR_NAME, 'et', reference=_clamped, target='ECBSRET')(ecbsr_to_et)
-register_converter('ECBSRT', 'et', reference=_clamped, target='ECBSRET')(t_to_et)
-
-
-def _scale(channels: int, num_in_ch: int) -> int | None:
-    scale = math.isqrt(channels // num_in_ch)
-    return scale if scale * scale * num_in_ch == channels else None
+register_converter(ECBSR_NAME, 'plain', reference=same_output, target='ECBSRT')(ecbsr_to_t)
+register_converter(ECBSR_NAME, 'et', reference=clamped_output, target='ECBSRET')(ecbsr_to_et)
+register_converter('ECBSRT', 'et', reference=clamped_output, target='ECBSRET')(t_to_et)
 
 
 @register_detector
@@ -115,7 +98,7 @@ def detect_ecbsr(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | None:
     if 'backbone.0.conv3x3.weight' in state:
         last = max(int(k.split('.')[1]) for k in state if k.endswith('.conv3x3.weight'))
         first = state['backbone.0.conv3x3.weight']
-        scale = _scale(state[f'backbone.{last}.conv3x3.weight'].shape[0], first.shape[1])
+        scale = scale_from_channels(state[f'backbone.{last}.conv3x3.weight'].shape[0], first.shape[1])
         act = 'prelu' if 'backbone.0.act.weight' in state else 'relu'
         return None if scale is None else (ECBSR_NAME, dict(
             num_in_ch=first.shape[1], num_out_ch=first.shape[1], upscale=scale, num_block=last - 1,
@@ -126,12 +109,12 @@ def detect_ecbsr(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | None:
     first = state['backbone.0.0.weight']
     num_in_ch = first.shape[1]
     if state[f'backbone.{last}.0.weight'].shape[-1] == 1:  # the 1×1 clip conv: an ET form
-        scale = next((s for s in range(1, 9) if -(-num_in_ch * s * s // 4) * 4 == state[f'backbone.{last}.0.weight']
-                      .shape[0]), None)
+        out = state[f'backbone.{last}.0.weight'].shape[0]
+        scale = next((s for s in range(1, 9) if plain_last_width(num_in_ch, s) == out), None)
         return None if scale is None else ('ECBSRET', dict(
             num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=scale, num_block=last - 2,
             num_feat=first.shape[0] - num_in_ch - 1))
-    scale = _scale(state[f'backbone.{last}.0.weight'].shape[0], num_in_ch)
+    scale = scale_from_channels(state[f'backbone.{last}.0.weight'].shape[0], num_in_ch)
     act = 'prelu' if 'backbone.0.1.weight' in state else 'relu'
     return None if scale is None else ('ECBSRT', dict(num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=scale,
                                                       num_block=last - 1, num_feat=first.shape[0], act_type=act))

@@ -7,38 +7,30 @@ the final clamp is folded into conv_last and a 1×1 clip conv (see core.reparam.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from core.archs.etds_arch import ETDSForInference
+from core.converters.common import clamped_output, conv_params, scale_from_channels
 from core.converters.registry import register_converter, register_detector
-from core.reparam import Conv, clamp_tail, join_inputs, merge_dual_stream, pad_out_channels, stack_outputs
+from core.reparam import clamp_tail, join_inputs, merge_dual_stream, pad_out_channels, stack_outputs
 
 DUAL_STREAM_ARCHS = ('ETDS', 'ETDSAblationResidual', 'ETDSAblationAdvancedResidual')
-
-
-def _params(conv: nn.Conv2d) -> Conv:
-    return conv.weight.detach(), conv.bias.detach()
-
-
-def _clamped_sr(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return net(x)[0].clamp(0, 1)
 
 
 def dual_stream_to_plain(net: nn.Module) -> tuple[str, dict, nn.Module]:
     """Fold a dual-stream ETDS network into ETDSForInference with the same (clamped) output."""
     num_block = len(net.backbone_convs)
-    first = stack_outputs(_params(net.conv_first), _params(net.conv_residual_first))
+    first = stack_outputs(conv_params(net.conv_first), conv_params(net.conv_residual_first))
     blocks = []
     for i in range(num_block):
-        to_backbone = _params(net.add_residual_convs[i]) if hasattr(net, 'add_residual_convs') else None
-        to_residual = _params(net.advanced_residual_convs[i]) if hasattr(net, 'advanced_residual_convs') else None
-        blocks.append(merge_dual_stream(_params(net.backbone_convs[i]), _params(net.residual_convs[i]),
+        to_backbone = conv_params(net.add_residual_convs[i]) if hasattr(net, 'add_residual_convs') else None
+        to_residual = conv_params(net.advanced_residual_convs[i]) if hasattr(net, 'advanced_residual_convs') else None
+        blocks.append(merge_dual_stream(conv_params(net.backbone_convs[i]), conv_params(net.residual_convs[i]),
                                         to_backbone, to_residual))
-    last = pad_out_channels(join_inputs(_params(net.conv_last), _params(net.conv_residual_last)), 4)
+    last = pad_out_channels(join_inputs(conv_params(net.conv_last), conv_params(net.conv_residual_last)), 4)
     last, clip = clamp_tail(last)
     num_in_ch = net.conv_first.in_channels
     args = dict(num_in_ch=num_in_ch, num_out_ch=net.conv_last.out_channels // net.upscale**2,
@@ -55,7 +47,7 @@ def dual_stream_to_plain(net: nn.Module) -> tuple[str, dict, nn.Module]:
 
 for _arch in DUAL_STREAM_ARCHS:  # ETDSForInference is both the plain and the ET form
     for _kind in ('et', 'plain'):
-        register_converter(_arch, _kind, reference=_clamped_sr, target='ETDSForInference')(dual_stream_to_plain)
+        register_converter(_arch, _kind, reference=clamped_output, target='ETDSForInference')(dual_stream_to_plain)
 
 
 @register_detector
@@ -73,8 +65,8 @@ def detect_etds(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | None:
     num_in_ch = state['conv_first.weight'].shape[1]
     backbone_feat = state['conv_first.weight'].shape[0]
     residual_feat = state['conv_residual_first.weight'].shape[0]
-    upscale = math.isqrt(state['conv_last.weight'].shape[0] // num_in_ch)
-    if upscale * upscale * num_in_ch != state['conv_last.weight'].shape[0]:
+    upscale = scale_from_channels(state['conv_last.weight'].shape[0], num_in_ch)
+    if upscale is None:
         return None
     return arch, dict(num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=upscale, num_block=num_block,
                       num_feat=backbone_feat + residual_feat, num_residual_feat=residual_feat)

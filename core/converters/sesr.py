@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 
@@ -10,11 +9,8 @@ import torch
 from torch import nn
 
 from core.archs.sesr_arch import SESRInference
+from core.converters.common import same_output, scale_from_channels
 from core.converters.registry import register_converter, register_detector
-
-
-def _same(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return net(x)
 
 
 @torch.no_grad()
@@ -32,7 +28,7 @@ def sesr_to_plain(net: nn.Module) -> tuple[str, dict, nn.Module]:
     return 'SESRInference', args, plain
 
 
-register_converter('SESR', 'plain', reference=_same, target='SESRInference')(sesr_to_plain)
+register_converter('SESR', 'plain', reference=same_output, target='SESRInference')(sesr_to_plain)
 
 
 @register_detector
@@ -41,7 +37,9 @@ def detect_sesr(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | None:
     if 'first.expand.weight' in state:
         num_in_ch, feature_size = state['first.expand.weight'].shape[1], state['first.expand.weight'].shape[0]
         m = sum(1 for k in state if re.fullmatch(r'blocks\.\d+\.expand\.weight', k))
-        upscale = math.isqrt(state['last.squeeze.weight'].shape[0] // num_in_ch)
+        upscale = scale_from_channels(state['last.squeeze.weight'].shape[0], num_in_ch)
+        if upscale is None:
+            return None
         return 'SESR', dict(num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=upscale, m=m,
                             int_features=state['first.squeeze.weight'].shape[0], feature_size=feature_size,
                             relu_act=m > 0 and 'acts.0.weight' not in state)
