@@ -21,6 +21,7 @@ from torch.utils import data
 
 from core.data.layouts import PREPARE_HINT
 from core.data.paired_sr_dataset import random_augment
+from core.data.preparation import mod_crop
 from core.errors import UserError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
@@ -69,8 +70,7 @@ class MultiScaleYDataset(data.Dataset):
                                     self.opt.get('use_rot', False))
         else:
             scale = int(self.opt['scale'])
-            h, w = y.shape[0] - y.shape[0] % scale, y.shape[1] - y.shape[1] % scale
-            gt = y[:h, :w]
+            gt = mod_crop(y, scale)
             lq = degrade(gt, scale)
         to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float()  # noqa: E731
         return {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'lq_path': self.paths[index], 'gt_path': self.paths[index],
