@@ -9,13 +9,8 @@ Params, MACs, ONNX size and Y-PSNR are printed before and after; the output load
 """
 
 import argparse
-import itertools
 import sys
 from os import path as osp
-
-import torch
-from torch.nn import functional as F
-from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -25,7 +20,7 @@ from core.checkpoint import load_checkpoint, load_into, save_checkpoint  # noqa:
 from core.data.multiscale_y_dataset import MultiScaleYDataset  # noqa: E402
 from core.errors import UserError, run_cli  # noqa: E402
 from core.evaluation import y_psnr  # noqa: E402
-from core.models.vdsr_model import clip_gradients  # noqa: E402
+from core.models.vdsr_model import sgd_steps  # noqa: E402
 from core.pruning import conv_macs, onnx_size, prune_vdsr  # noqa: E402
 
 MAC_SIZE = (720, 1280)  # MACs are reported for one 720p Y frame
@@ -44,16 +39,8 @@ def fine_tune(net: VDSR, hr_folder: str, iters: int, batch: int, lr: float, thet
     """The VDSR training step on the already-upsampled patches (the net's own bicubic input is bypassed)."""
     dataset = MultiScaleYDataset({'name': 'finetune', 'phase': 'train', 'scale': net.upscale, 'scales': [2, 3, 4],
                                   'dataroot_gt': hr_folder, 'patch_size': 41, 'use_hflip': True, 'use_rot': True})
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=len(dataset) >= batch)
     upscale, net.upscale = net.upscale, 1
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
-    net.train()
-    batches = itertools.chain.from_iterable(itertools.repeat(loader))
-    for data in tqdm(itertools.islice(batches, iters), total=iters, desc='fine-tune', unit='iter'):
-        optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(net(data['lq']), data['gt']).backward()
-        clip_gradients(net.parameters(), {'type': 'adjustable', 'theta': theta}, lr)
-        optimizer.step()
+    sgd_steps(net, dataset, iters, batch, lr, theta=theta, drop_last=len(dataset) >= batch, progress='fine-tune')
     net.upscale = upscale
     net.eval()
 

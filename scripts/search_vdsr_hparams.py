@@ -9,7 +9,6 @@ running the command again continues it up to --trials finished trials.
 """
 
 import argparse
-import itertools
 import math
 import os
 import sys
@@ -17,7 +16,6 @@ from os import path as osp
 
 import optuna
 import torch
-from torch.nn import functional as F
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -25,7 +23,7 @@ import core  # noqa: E402,F401
 from core.archs.vdsr_arch import VDSR  # noqa: E402
 from core.data.multiscale_y_dataset import MultiScaleYDataset  # noqa: E402
 from core.errors import UserError, run_cli  # noqa: E402
-from core.models.vdsr_model import clip_gradients  # noqa: E402
+from core.models.vdsr_model import sgd_steps  # noqa: E402
 
 
 def sample_hparams(trial: optuna.Trial) -> dict:
@@ -40,21 +38,9 @@ def short_training(hp: dict, dataset: MultiScaleYDataset, iters: int, widths: li
     """Train a fresh VDSR for `iters` steps; the mean loss of the last quarter (inf if it diverged)."""
     torch.manual_seed(seed)
     net = VDSR(widths=widths).train()
-    optimizer = torch.optim.SGD(net.parameters(), lr=hp['lr'], momentum=hp['momentum'],
-                                weight_decay=hp['weight_decay'])
-    loader = torch.utils.data.DataLoader(dataset, batch_size=hp['batch'], shuffle=True)
-    batches = itertools.chain.from_iterable(itertools.repeat(loader))
-    losses = []
-    for data in itertools.islice(batches, iters):
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.mse_loss(net(data['lq']), data['gt'])
-        if not torch.isfinite(loss):
-            return math.inf
-        loss.backward()
-        if hp['theta'] > 0:
-            clip_gradients(net.parameters(), {'type': 'adjustable', 'theta': hp['theta']}, hp['lr'])
-        optimizer.step()
-        losses.append(loss.item())
+    losses = sgd_steps(net, dataset, iters, hp['batch'], hp['lr'], hp['momentum'], hp['weight_decay'], hp['theta'])
+    if not math.isfinite(losses[-1]):
+        return math.inf
     tail = losses[-max(1, len(losses) // 4):]
     return sum(tail) / len(tail)
 
