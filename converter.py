@@ -21,9 +21,13 @@ def main() -> None:
     parser.add_argument('--param-key', default=None, choices=['params', 'params_ema'],
                         help='which weights of a basicsr checkpoint to convert (default: params_ema if present)')
     parser.add_argument('--tolerance', type=float, default=1e-5, help='largest max-abs difference accepted')
+    parser.add_argument('--two-step-shuffle', action=argparse.BooleanOptionalAction, default=None,
+                        help='SESR x4: upsample with two PixelShuffle(2) (the authors\' TFLite layout) or, with --no-, '
+                             'one PixelShuffle(4); the last conv is reordered exactly. Default: keep the input\'s')
     args = parser.parse_args()
+    options = {} if args.two_step_shuffle is None else {'two_step_shuffle': args.two_step_shuffle}
     report = convert_checkpoint(args.input, args.output, opt_path=args.opt, kind=args.to, tolerance=args.tolerance,
-                                param_key=args.param_key)
+                                param_key=args.param_key, options=options)
     print(f'{report.source_arch} -> {report.target_arch} {report.target_args}')
     print(f'max abs difference on random inputs (float64): {report.max_abs_diff:.3g}')
     print(f'wrote {report.output}')

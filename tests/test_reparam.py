@@ -11,8 +11,11 @@ from core.reparam import (
     merge_dual_stream,
     pad_out_channels,
     stack_outputs,
+    stepwise_shuffle_order,
+    to_stepwise_shuffle,
     unit_clip_conv,
 )
+from core.reparam.shuffle import from_stepwise_shuffle
 
 torch.manual_seed(0)
 
@@ -88,3 +91,36 @@ def test_clamp_tail_is_clamp_between_zero_and_one():
 def test_unit_clip_conv_is_one_minus_input():
     u = torch.rand(1, 5, 4, 4, dtype=torch.float64)
     torch.testing.assert_close(conv(u, unit_clip_conv(5, dtype=torch.float64)), 1 - u, rtol=0, atol=0)
+
+
+def test_two_pixel_shuffles_of_2_take_channel_c16_p8_q4_a2_b_from_c16_a8_p4_b2_q():
+    """The closed form for x4: sub-pixel (2a + p, 2b + q) of colour c."""
+    order = stepwise_shuffle_order(32, (2, 2))
+    expected = torch.empty(32, dtype=torch.long)
+    for c in range(2):
+        for a in range(2):
+            for p in range(2):
+                for b in range(2):
+                    for q in range(2):
+                        expected[c * 16 + a * 8 + p * 4 + b * 2 + q] = c * 16 + p * 8 + q * 4 + a * 2 + b
+    assert torch.equal(order, expected)
+
+
+@pytest.mark.parametrize('steps', [(2, 2), (2, 3), (3, 2), (2, 2, 2)])
+def test_stepwise_shuffle_of_reordered_conv_is_one_shuffle(steps):
+    scale = 1
+    for step in steps:
+        scale *= step
+    params = rand_conv(2 * scale * scale, 3)
+    x = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    stepwise = conv(x, to_stepwise_shuffle(params, steps))
+    for step in steps:
+        stepwise = F.pixel_shuffle(stepwise, step)
+    torch.testing.assert_close(stepwise, F.pixel_shuffle(conv(x, params), scale), rtol=0, atol=1e-12)
+    back = from_stepwise_shuffle(to_stepwise_shuffle(params, steps), steps)
+    assert all(torch.equal(a, b) for a, b in zip(back, params, strict=True))
+
+
+def test_stepwise_shuffle_refuses_a_channel_count_it_cannot_shuffle():
+    with pytest.raises(ValueError, match='cannot be pixel-shuffled by 4'):
+        stepwise_shuffle_order(24, (2, 2))

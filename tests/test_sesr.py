@@ -1,13 +1,19 @@
 """SESR: linear blocks collapse exactly (biases stay biases), collapsed = expanded training, exact converter,
 and an x4 model really starts from a trained x2 one."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
+from basicsr.archs import build_network
 from basicsr.models import build_model
 from torch.nn import functional as F
 
-from conftest import perturb, training_opt, write_edsr_pairs
-from core.archs.sesr_arch import SESR, LinearBlock
+from conftest import REPO, perturb, training_opt, write_edsr_pairs
+from core.archs.etds_arch import ETDS
+from core.archs.sesr_arch import SESR, LinearBlock, SESRInference
+from core.checkpoint import load_checkpoint
 from core.converters import convert_network, detect_architecture, get_converter, verify
 from core.errors import UserError
 from core.reparam import compose_kxk_1x1
@@ -97,6 +103,43 @@ def test_x4_training_starts_from_the_x2_weights(tmp_path):
             assert torch.equal(x4[key], source[key]), key
     fresh = SESR(3, 3, 4, 2, 8, 16).state_dict()
     assert not torch.equal(fresh['first.expand.weight'], source['first.expand.weight'])  # so equality means copied
+
+
+@pytest.mark.parametrize('two_step_source', [False, True])
+@pytest.mark.parametrize('two_step_target', [None, False, True])
+def test_converter_moves_x4_between_one_and_two_pixel_shuffles_exactly(two_step_source, two_step_target):
+    net = perturbed(SESR(1, 1, 4, 3, 8, 32, two_step_shuffle=two_step_source), seed=3)
+    options = {} if two_step_target is None else {'two_step_shuffle': two_step_target}
+    _, args, plain = convert_network(net, 'SESR', **options)
+    expected_layout = two_step_source if two_step_target is None else two_step_target
+    assert args['two_step_shuffle'] is expected_layout and plain.steps == ((2, 2) if expected_layout else (4,))
+    assert verify(net, plain, get_converter('SESR').reference, 1) <= 1e-6
+    if expected_layout != two_step_source:  # the same weights in the other layout are a different function
+        relabelled = SESRInference(1, 1, 4, 3, 8, two_step_shuffle=two_step_source).double()
+        relabelled.load_state_dict(plain.state_dict())
+        assert verify(net, relabelled, get_converter('SESR').reference, 1) > 1e-3
+
+
+def test_two_step_shuffle_needs_x4_and_other_families_take_no_options():
+    with pytest.raises(UserError, match='needs upscale 4'):
+        SESR(1, 1, 2, 1, 8, 16, two_step_shuffle=True)
+    with pytest.raises(UserError, match=r"converting 'ETDS' to et takes no options, not two_step_shuffle"):
+        convert_network(ETDS(3, 3, 4, 1, 8, 3), 'ETDS', two_step_shuffle=True)
+
+
+def test_cli_writes_a_two_step_x4_model_that_loads_by_its_meta(tmp_path):
+    net = perturbed(SESR(1, 1, 4, 2, 8, 16), seed=5)
+    torch.save({'params': net.state_dict()}, tmp_path / 'x4.pth')
+    result = subprocess.run([sys.executable, str(REPO / 'converter.py'), '--input', 'x4.pth', '--output', 'x4_ps2.pth',
+                             '--two-step-shuffle'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "'two_step_shuffle': True" in result.stdout
+    state, meta = load_checkpoint(str(tmp_path / 'x4_ps2.pth'))
+    plain = build_network({'type': meta['arch'], **meta['args']})
+    plain.load_state_dict(state)
+    x = torch.rand(1, 1, 9, 11)
+    torch.testing.assert_close(plain.eval()(x), net.eval()(x), rtol=0, atol=1e-5)
+    assert plain.steps == (2, 2)
 
 
 def test_bad_block_type_is_a_user_error():

@@ -8,6 +8,8 @@ residuals, activations, PixelShuffle and clamp.
 
 from __future__ import annotations
 
+from math import prod
+
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
@@ -52,25 +54,43 @@ def _activation(channels: int, relu_act: bool) -> nn.Module:
     return nn.ReLU() if relu_act else nn.PReLU(channels)
 
 
-def _sesr_forward(x: torch.Tensor, first, blocks, acts, last, upscale: int) -> torch.Tensor:
+def shuffle_steps(upscale: int, two_step_shuffle: bool) -> tuple[int, ...]:
+    """(4,) or (2, 2) at x4: the same function up to the last conv's channel order (core.reparam.shuffle)."""
+    if not two_step_shuffle:
+        return (upscale,)
+    if upscale != 4:
+        raise UserError(f'two_step_shuffle means two PixelShuffle(2), so it needs upscale 4 (got {upscale})')
+    return (2, 2)
+
+
+def _sesr_forward(x: torch.Tensor, first, blocks, acts, last, steps: tuple[int, ...]) -> torch.Tensor:
     f0 = first(x)
     h = f0
     for block, act in zip(blocks, acts, strict=True):
         h = act(block(h))
+    upscale = prod(steps)
     out = last(h + f0) + torch.repeat_interleave(x, upscale * upscale, dim=1)
-    return F.pixel_shuffle(out, upscale).clamp(0, 1)
+    for step in steps:
+        out = F.pixel_shuffle(out, step)
+    return out.clamp(0, 1)
 
 
 @ARCH_REGISTRY.register()
 class SESR(nn.Module):
-    """f0 = LB5×5(x); m × [h = act(LB3×3(h) + h)]; y = clamp(PS(LB5×5(h + f0) + repeat(x, s²)), 0, 1)."""
+    """f0 = LB5×5(x); m × [h = act(LB3×3(h) + h)]; y = clamp(PS(LB5×5(h + f0) + repeat(x, s²)), 0, 1).
+
+    `two_step_shuffle` (x4 only) upsamples with two PixelShuffle(2) as the authors' code does, instead of one
+    PixelShuffle(4); the converter moves a model between the two exactly.
+    """
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, m: int, int_features: int, feature_size: int,
-                 linear_block_type: str = 'collapsed', relu_act: bool = False) -> None:
+                 linear_block_type: str = 'collapsed', relu_act: bool = False, two_step_shuffle: bool = False) -> None:
         super().__init__()
         if num_in_ch != num_out_ch:
             raise UserError(f'SESR repeats its input: num_in_ch must equal num_out_ch ({num_in_ch} != {num_out_ch})')
         self.upscale = upscale
+        self.two_step_shuffle = two_step_shuffle
+        self.steps = shuffle_steps(upscale, two_step_shuffle)
         self.first = LinearBlock(num_in_ch, int_features, 5, feature_size, block_type=linear_block_type)
         self.blocks = nn.ModuleList(LinearBlock(int_features, int_features, 3, feature_size, residual=True,
                                                 block_type=linear_block_type) for _ in range(m))
@@ -79,7 +99,7 @@ class SESR(nn.Module):
                                 block_type=linear_block_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _sesr_forward(x, self.first, self.blocks, self.acts, self.last, self.upscale)
+        return _sesr_forward(x, self.first, self.blocks, self.acts, self.last, self.steps)
 
 
 @ARCH_REGISTRY.register()
@@ -87,13 +107,15 @@ class SESRInference(nn.Module):
     """Collapsed SESR: a 5×5 conv, m × (3×3 conv + act), a 5×5 conv; the same residuals, PixelShuffle and clamp."""
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, m: int, int_features: int,
-                 relu_act: bool = False) -> None:
+                 relu_act: bool = False, two_step_shuffle: bool = False) -> None:
         super().__init__()
         self.upscale = upscale
+        self.two_step_shuffle = two_step_shuffle
+        self.steps = shuffle_steps(upscale, two_step_shuffle)
         self.first = nn.Conv2d(num_in_ch, int_features, 5, padding=2)
         self.blocks = nn.ModuleList(nn.Conv2d(int_features, int_features, 3, padding=1) for _ in range(m))
         self.acts = nn.ModuleList(_activation(int_features, relu_act) for _ in range(m))
         self.last = nn.Conv2d(int_features, num_out_ch * upscale * upscale, 5, padding=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _sesr_forward(x, self.first, self.blocks, self.acts, self.last, self.upscale)
+        return _sesr_forward(x, self.first, self.blocks, self.acts, self.last, self.steps)

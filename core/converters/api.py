@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from os import path as osp
 
@@ -12,7 +13,7 @@ from basicsr.archs import build_network
 from torch import nn
 
 from core.checkpoint import load_checkpoint, load_into, save_checkpoint
-from core.converters.registry import ReferenceFn, detect_architecture, get_converter
+from core.converters.registry import Converter, ReferenceFn, detect_architecture, get_converter
 from core.errors import UserError
 
 VERIFY_SHAPE = (2, 24, 20)  # two images of 24×20 pixels: odd sizes catch border and PixelShuffle mistakes
@@ -43,13 +44,26 @@ def verify(source: nn.Module, target: nn.Module, reference: ReferenceFn, num_in_
     return (actual - expected).abs().max().item()
 
 
-def convert_network(source: nn.Module, source_arch: str, kind: str | None = None) -> tuple[str, dict, nn.Module]:
+def check_options(converter: Converter, options: dict) -> None:
+    """Refuse options the converter does not take, naming the ones it does."""
+    accepted = list(inspect.signature(converter.convert).parameters)[1:]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = f"takes only {', '.join(accepted)}" if accepted else 'takes no options'
+        raise UserError(f"converting '{converter.source}' to {converter.kind} {takes}, not {', '.join(unknown)}")
+
+
+def convert_network(source: nn.Module, source_arch: str, kind: str | None = None,
+                    **options: object) -> tuple[str, dict, nn.Module]:
     """Fold a built source network into its `kind` form (no verification; see `verify`).
 
     The fold runs in float64 and the result is cast back, so the only error left is one final rounding.
+    `options` go to the family's converter (e.g. SESR's `two_step_shuffle`).
     """
+    converter = get_converter(source_arch, kind)
+    check_options(converter, options)
     dtype = next(source.parameters()).dtype
-    target_arch, target_args, target = get_converter(source_arch, kind).convert(copy.deepcopy(source).double().eval())
+    target_arch, target_args, target = converter.convert(copy.deepcopy(source).double().eval(), **options)
     return target_arch, target_args, target.to(dtype).eval()
 
 
@@ -73,16 +87,19 @@ def resolve_architecture(state: dict, meta: dict, opt_path: str | None) -> tuple
 
 
 def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None = None, kind: str | None = None,
-                       tolerance: float = 1e-5, param_key: str | None = None) -> ConversionReport:
+                       tolerance: float = 1e-5, param_key: str | None = None,
+                       options: dict | None = None) -> ConversionReport:
     """Convert `input_path` into `output_path`; refuses to overwrite the input or save an inexact fold."""
+    options = options or {}
     if osp.exists(output_path) and osp.exists(input_path) and osp.samefile(input_path, output_path):
         raise UserError(f'--output {output_path} is the input file; choose another output path')
     state, meta = load_checkpoint(input_path, param_key=param_key)
     source_arch, source_args = resolve_architecture(state, meta, opt_path)
     converter = get_converter(source_arch, kind)
+    check_options(converter, options)
     source = build_network({'type': source_arch, **source_args})
     load_into(source, state, source=input_path)
-    target_arch, target_args, target = convert_network(source, source_arch, converter.kind)
+    target_arch, target_args, target = convert_network(source, source_arch, converter.kind, **options)
     num_in_ch = next(m for m in source.modules() if isinstance(m, nn.Conv2d)).in_channels
     diff = verify(source, target, converter.reference, num_in_ch)
     if not diff <= tolerance:

@@ -15,7 +15,7 @@ from torch import nn
 
 from core.errors import UserError
 
-ConvertFn = Callable[[nn.Module], tuple[str, dict, nn.Module]]
+ConvertFn = Callable[..., tuple[str, dict, nn.Module]]  # (source_net, **options)
 DetectFn = Callable[[Mapping[str, torch.Tensor]], 'tuple[str, dict] | None']
 ReferenceFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 

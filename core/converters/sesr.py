@@ -11,17 +11,24 @@ from torch import nn
 from core.archs.sesr_arch import SESRInference
 from core.converters.common import same_output, scale_from_channels
 from core.converters.registry import register_converter, register_detector
+from core.reparam import from_stepwise_shuffle, to_stepwise_shuffle
 
 
 @torch.no_grad()
-def sesr_to_plain(net: nn.Module) -> tuple[str, dict, nn.Module]:
+def sesr_to_plain(net: nn.Module, two_step_shuffle: bool | None = None) -> tuple[str, dict, nn.Module]:
+    """Collapse every linear block; `two_step_shuffle` (x4) sets the PixelShuffle layout (None: keep the source's)."""
     relu_act = isinstance(net.acts[0], nn.ReLU) if len(net.acts) else False
+    target_layout = net.two_step_shuffle if two_step_shuffle is None else two_step_shuffle
     args = dict(num_in_ch=net.first.expand.in_channels, num_out_ch=net.first.expand.in_channels,
-                upscale=net.upscale, m=len(net.blocks), int_features=net.first.squeeze.out_channels, relu_act=relu_act)
+                upscale=net.upscale, m=len(net.blocks), int_features=net.first.squeeze.out_channels, relu_act=relu_act,
+                two_step_shuffle=target_layout)
     plain = SESRInference(**args).to(net.first.expand.weight.dtype)
     for source, target in zip([net.first, *net.blocks, net.last], [plain.first, *plain.blocks, plain.last],
                               strict=True):
         weight, bias = source.fold()
+        if source is net.last and target_layout != net.two_step_shuffle:
+            switch = to_stepwise_shuffle if target_layout else from_stepwise_shuffle
+            weight, bias = switch((weight, bias), (2, 2))
         target.weight.copy_(weight)
         target.bias.copy_(bias)
     plain.acts.load_state_dict(net.acts.state_dict())

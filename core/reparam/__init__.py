@@ -16,6 +16,7 @@ from core.reparam.branches import (
 from core.reparam.carry import carry_hidden_layers, fold_shortcut_into_last, pad_in_channels, repeat_interleave_conv
 from core.reparam.clamp import clamp_tail, negate_for_upper_clamp, unit_clip_conv
 from core.reparam.kernels import Conv, identity_kernel, pad_out_channels
+from core.reparam.shuffle import from_stepwise_shuffle, stepwise_shuffle_order, to_stepwise_shuffle
 from core.reparam.streams import join_inputs, merge_dual_stream, stack_outputs
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     'compose_1x1_kxk',
     'compose_kxk_1x1',
     'depthwise_as_full',
+    'from_stepwise_shuffle',
     'fold_shortcut_into_last',
     'identity_kernel',
     'join_inputs',
@@ -38,6 +40,8 @@ __all__ = [
     'sobel_x',
     'sobel_y',
     'stack_outputs',
+    'stepwise_shuffle_order',
     'sum_convs',
+    'to_stepwise_shuffle',
     'unit_clip_conv',
 ]
