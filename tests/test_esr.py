@@ -1,5 +1,9 @@
 """edge-SR: model ids, the original parameter counts, forward semantics, loading by file name, and Y-channel tests."""
 
+import pickle
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -7,7 +11,7 @@ import torch
 from basicsr.data import build_dataset
 from torch.nn import functional as F
 
-from conftest import eval_opt, matlab_y, write_edsr_pairs, write_yaml
+from conftest import REPO, eval_opt, matlab_y, write_edsr_pairs, write_yaml
 from core.archs.esr_arch import EdgeSR, EdgeSRCNN, load_esr_checkpoint, parse_model_id
 from core.engine import evaluate_pipeline
 from core.errors import UserError
@@ -133,3 +137,38 @@ def test_saved_images_of_y_models_are_rebuilt_in_colour(tmp_path):
     saved_y = matlab_y(saved)
     assert np.abs(saved_y - sr_y).mean() < 1.0  # the colour image carries the model's Y (up to rounding)
     assert saved[..., 0].astype(int).tolist() != saved[..., 2].astype(int).tolist()  # really in colour
+
+
+class _RunsCode:
+    """A pickle payload that would run a command when loaded by plain pickle.load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def run_esr_reference(*args, cwd):
+    return subprocess.run([sys.executable, str(REPO / 'scripts' / 'esr_reference.py'), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_reference_script_prints_the_authors_figures_and_refuses_code(tmp_path):
+    results = {'Bicubic_s2': {'psnr_Set5': 33.72849620514912, 'ssim_Set5': 0.9283912810369976, 'parameters': 104},
+               'eSR-TM_s2_K7_C16': {'psnr_Set5': np.float64(36.25), 'ssim_Set5': np.float64(0.95), 'parameters': 6272}}
+    (tmp_path / 'tests.pkl').write_bytes(pickle.dumps(results))
+    ids = ['Bicubic_s2', 'eSR-TM_s2_K7_C16', 'eSR-X']
+    result = run_esr_reference('--results', 'tests.pkl', '--ids', *ids, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split() == ['Bicubic_s2', '104', '33.728', '0.9284']
+    assert lines[2].split() == ['eSR-TM_s2_K7_C16', '6272', '36.250', '0.9500']
+    assert lines[3] == f'{"eSR-X":<24} not in the results file'
+
+    marker = tmp_path / 'ran'
+    (tmp_path / 'evil.pkl').write_bytes(pickle.dumps({'x': {'psnr_Set5': _RunsCode(str(marker))}}))
+    result = run_esr_reference('--results', 'evil.pkl', cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count('\n') == 1
+    assert 'io.open is not a plain value' in result.stderr
+    assert not marker.exists()

@@ -8,6 +8,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.models import build_model
+from torch import nn
 from torch.nn import functional as F
 
 from conftest import REPO, perturb, training_opt, write_edsr_pairs
@@ -140,6 +141,15 @@ def test_cli_writes_a_two_step_x4_model_that_loads_by_its_meta(tmp_path):
     x = torch.rand(1, 1, 9, 11)
     torch.testing.assert_close(plain.eval()(x), net.eval()(x), rtol=0, atol=1e-5)
     assert plain.steps == (2, 2)
+
+
+@pytest.mark.parametrize('upscale, m, int_features, published', [
+    (2, 5, 16, 13_520), (2, 11, 16, 27_344), (2, 11, 32, 105_376),
+    (4, 5, 16, 18_320), (4, 11, 16, 32_144), (4, 11, 32, 114_976)])
+def test_collapsed_sesr_has_the_published_size(upscale, m, int_features, published):
+    """The paper counts conv weights of the collapsed net (13.52K for M5 x2, 105.37K for XL x2, ...)."""
+    _, _, plain = convert_network(SESR(1, 1, upscale, m, int_features, 64), 'SESR')
+    assert sum(c.weight.numel() for c in plain.modules() if isinstance(c, nn.Conv2d)) == published
 
 
 def test_bad_block_type_is_a_user_error():
