@@ -128,19 +128,44 @@ def test_two_step_shuffle_needs_x4_and_other_families_take_no_options():
         convert_network(ETDS(3, 3, 4, 1, 8, 3), 'ETDS', two_step_shuffle=True)
 
 
-def test_cli_writes_a_two_step_x4_model_that_loads_by_its_meta(tmp_path):
-    net = perturbed(SESR(1, 1, 4, 2, 8, 16), seed=5)
+def run_converter(*args, cwd):
+    return subprocess.run([sys.executable, str(REPO / 'converter.py'), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def load_converted(path):
+    state, meta = load_checkpoint(str(path))
+    net = build_network({'type': meta['arch'], **meta['args']})
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def test_cli_moves_x4_models_between_layouts_and_they_load_by_their_meta(tmp_path):
+    net = perturbed(SESR(1, 1, 4, 2, 8, 16), seed=5).eval()
     torch.save({'params': net.state_dict()}, tmp_path / 'x4.pth')
-    result = subprocess.run([sys.executable, str(REPO / 'converter.py'), '--input', 'x4.pth', '--output', 'x4_ps2.pth',
-                             '--two-step-shuffle'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    x = torch.rand(1, 1, 9, 11)
+    result = run_converter('--input', 'x4.pth', '--output', 'ps2.pth', '--two-step-shuffle', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "'two_step_shuffle': True" in result.stdout
-    state, meta = load_checkpoint(str(tmp_path / 'x4_ps2.pth'))
-    plain = build_network({'type': meta['arch'], **meta['args']})
-    plain.load_state_dict(state)
-    x = torch.rand(1, 1, 9, 11)
-    torch.testing.assert_close(plain.eval()(x), net.eval()(x), rtol=0, atol=1e-5)
-    assert plain.steps == (2, 2)
+    two_step = load_converted(tmp_path / 'ps2.pth')
+    assert two_step.steps == (2, 2)
+    torch.testing.assert_close(two_step(x), net(x), rtol=0, atol=1e-5)
+
+    result = run_converter('--input', 'ps2.pth', '--output', 'ps4.pth', '--no-two-step-shuffle', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    one_step = load_converted(tmp_path / 'ps4.pth')
+    assert one_step.steps == (4,)
+    torch.testing.assert_close(one_step(x), net(x), rtol=0, atol=1e-5)
+
+    result = run_converter('--input', 'ps4.pth', '--output', 'again.pth', cwd=tmp_path)
+    assert result.returncode == 2 and "only --two-step-shuffle or --no-two-step-shuffle" in result.stderr
+    assert not (tmp_path / 'again.pth').exists()
+
+
+def test_raw_collapsed_checkpoints_are_recognised():
+    _, args, plain = convert_network(SESR(1, 1, 4, 3, 8, 16, relu_act=True), 'SESR')
+    found, found_args = detect_architecture(plain.state_dict())
+    assert (found, found_args) == ('SESRInference', {k: v for k, v in args.items() if k != 'two_step_shuffle'})
 
 
 @pytest.mark.parametrize('upscale, m, int_features, published', [
