@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from core.archs.abpn_arch import ABPN_ET
-from core.archs.shared import plain_last_width
-from core.converters.common import clamped_output, conv_params, scale_from_channels
+from core.converters.common import clamped_output, conv_params, scale_from_channels, scale_from_plain_width
 from core.converters.registry import register_converter, register_detector
 from core.reparam import carry_hidden_layers, fold_shortcut_into_last
 
@@ -46,7 +45,7 @@ def detect_abpn(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | None:
     tail = state[f'backbone.{num_block + 2}.weight'].shape[0]
     if f'backbone.{num_block + 6}.weight' in state:
         out = state[f'backbone.{num_block + 6}.weight'].shape[0]
-        scale = next((s for s in range(1, 9) if plain_last_width(3, s) == out), None)
+        scale = scale_from_plain_width(out, 3)
         return None if scale is None else ('ABPN_ET', dict(num_feat=state['backbone.0.weight'].shape[0] - 4,
                                                           num_block=num_block, scale=scale))
     scale = scale_from_channels(tail, 3)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from core.archs.shared import first_output
+from core.archs.shared import first_output, plain_last_width
 from core.reparam import Conv
 
 
@@ -29,3 +29,8 @@ def scale_from_channels(channels: int, num_in_ch: int) -> int | None:
     """s where channels = num_in_ch·s², or None when the width is not of that form."""
     scale = math.isqrt(channels // num_in_ch)
     return scale if scale * scale * num_in_ch == channels else None
+
+
+def scale_from_plain_width(channels: int, num_in_ch: int) -> int | None:
+    """s where channels = plain_last_width(num_in_ch, s) (the padded output width of an ET form), or None."""
+    return next((s for s in range(1, 9) if plain_last_width(num_in_ch, s) == channels), None)

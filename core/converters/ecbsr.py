@@ -12,8 +12,14 @@ import torch
 from torch import nn
 
 from core.archs.ecbsr_arch import ECBSRET, ECBSRT
-from core.archs.shared import et_width, plain_last_width
-from core.converters.common import clamped_output, conv_params, same_output, scale_from_channels
+from core.archs.shared import et_width
+from core.converters.common import (
+    clamped_output,
+    conv_params,
+    same_output,
+    scale_from_channels,
+    scale_from_plain_width,
+)
 from core.converters.registry import register_converter, register_detector
 from core.errors import UserError
 from core.reparam import carry_hidden_layers, fold_shortcut_into_last
@@ -110,7 +116,7 @@ def detect_ecbsr(state: Mapping[str, torch.Tensor]) -> tuple[str, dict] | None:
     num_in_ch = first.shape[1]
     if state[f'backbone.{last}.0.weight'].shape[-1] == 1:  # the 1×1 clip conv: an ET form
         out = state[f'backbone.{last}.0.weight'].shape[0]
-        scale = next((s for s in range(1, 9) if plain_last_width(num_in_ch, s) == out), None)
+        scale = scale_from_plain_width(out, num_in_ch)
         return None if scale is None else ('ECBSRET', dict(
             num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=scale, num_block=last - 2,
             num_feat=first.shape[0] - num_in_ch - 1))
