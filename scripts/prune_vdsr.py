@@ -16,7 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import core  # noqa: E402,F401
 from core.archs.vdsr_arch import VDSR  # noqa: E402
-from core.checkpoint import load_checkpoint, load_into, save_checkpoint  # noqa: E402
+from core.checkpoint import load_checkpoint, load_into, refuse_overwriting_input, save_checkpoint  # noqa: E402
 from core.data.multiscale_y_dataset import MultiScaleYDataset  # noqa: E402
 from core.errors import UserError, run_cli  # noqa: E402
 from core.evaluation import y_psnr  # noqa: E402
@@ -65,8 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.sparsity < 1:
         raise UserError(f'--sparsity must be between 0 and 1, got {args.sparsity}')
-    if osp.exists(args.output) and osp.exists(args.input) and osp.samefile(args.input, args.output):
-        raise UserError('--output is the input file; choose another output path')
+    refuse_overwriting_input(args.input, args.output)
     net = load_vdsr(args.input, args.scale)
     before = report(net, args.eval_data, args.scale)
     pruned = prune_vdsr(net, args.sparsity)

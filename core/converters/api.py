@@ -12,7 +12,7 @@ import yaml
 from basicsr.archs import build_network
 from torch import nn
 
-from core.checkpoint import load_checkpoint, load_into, save_checkpoint
+from core.checkpoint import load_checkpoint, load_into, refuse_overwriting_input, save_checkpoint
 from core.converters.registry import Converter, ReferenceFn, detect_architecture, get_converter
 from core.errors import UserError
 
@@ -91,8 +91,7 @@ def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None =
                        options: dict | None = None) -> ConversionReport:
     """Convert `input_path` into `output_path`; refuses to overwrite the input or save an inexact fold."""
     options = options or {}
-    if osp.exists(output_path) and osp.exists(input_path) and osp.samefile(input_path, output_path):
-        raise UserError(f'--output {output_path} is the input file; choose another output path')
+    refuse_overwriting_input(input_path, output_path)
     state, meta = load_checkpoint(input_path, param_key=param_key)
     source_arch, source_args = resolve_architecture(state, meta, opt_path)
     converter = get_converter(source_arch, kind)
