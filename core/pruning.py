@@ -27,12 +27,10 @@ def l1_kept_filters(conv: nn.Conv2d, sparsity: float) -> torch.Tensor:
 @torch.no_grad()
 def prune_vdsr(net: VDSR, sparsity: float) -> VDSR:
     """A dense VDSR with `sparsity` of every hidden conv's filters removed (the 1-channel output conv is kept)."""
-    hidden = [net.input, *(block.conv for block in net.residual_layer)]
-    kept = [l1_kept_filters(conv, sparsity) for conv in hidden]
+    kept = [l1_kept_filters(conv, sparsity) for conv in net.hidden_convs]
     pruned = VDSR(upscale=net.upscale, widths=[len(k) for k in kept], num_channels=net.input.in_channels)
-    pruned_hidden = [pruned.input, *(block.conv for block in pruned.residual_layer)]
     previous = torch.arange(net.input.in_channels)
-    for source, target, rows in zip(hidden, pruned_hidden, kept, strict=True):
+    for source, target, rows in zip(net.hidden_convs, pruned.hidden_convs, kept, strict=True):
         target.weight.copy_(source.weight[rows][:, previous])
         previous = rows
     pruned.output.weight.copy_(net.output.weight[:, previous])

@@ -48,8 +48,13 @@ class VDSR(nn.Module):
                 nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / n))
 
     @property
+    def hidden_convs(self) -> list[nn.Conv2d]:
+        """The convs followed by ReLU (the input conv and the middle ones): what widths and pruning act on."""
+        return [self.input, *(block.conv for block in self.residual_layer)]
+
+    @property
     def widths(self) -> list[int]:
-        return [self.input.out_channels] + [block.conv.out_channels for block in self.residual_layer]
+        return [conv.out_channels for conv in self.hidden_convs]
 
     def upsample(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
