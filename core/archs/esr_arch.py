@@ -126,8 +126,7 @@ def EdgeSR(model_id: str) -> nn.Module:  # noqa: N802  (a network type, named li
 
 def model_id_from_path(path: str) -> str | None:
     """`eSR-TM_s2_K7_C16` from `.../eSR-TM_s2_K7_C16.model` (None for any other file name)."""
-    stem = osp.basename(path)
-    stem = stem[:-len('.model')] if stem.endswith('.model') else osp.splitext(stem)[0]
+    stem = osp.splitext(osp.basename(path))[0]
     return stem if ONE_LAYER_ID.fullmatch(stem) or CNN_ID.fullmatch(stem) else None
 
 
