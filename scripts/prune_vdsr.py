@@ -17,7 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import core  # noqa: E402,F401
 from core.archs.vdsr_arch import VDSR  # noqa: E402
 from core.checkpoint import load_checkpoint, load_into, refuse_overwriting_input, save_checkpoint  # noqa: E402
-from core.data.multiscale_y_dataset import MultiScaleYDataset  # noqa: E402
+from core.data.multiscale_y_dataset import vdsr_training_patches  # noqa: E402
 from core.errors import UserError, run_cli  # noqa: E402
 from core.evaluation import y_psnr  # noqa: E402
 from core.models.vdsr_model import sgd_steps  # noqa: E402
@@ -37,8 +37,7 @@ def load_vdsr(path: str, scale: int) -> VDSR:
 
 def fine_tune(net: VDSR, hr_folder: str, iters: int, batch: int, lr: float, theta: float) -> None:
     """The VDSR training step on the already-upsampled patches (the net's own bicubic input is bypassed)."""
-    dataset = MultiScaleYDataset({'name': 'finetune', 'phase': 'train', 'scale': net.upscale, 'scales': [2, 3, 4],
-                                  'dataroot_gt': hr_folder, 'patch_size': 41, 'use_hflip': True, 'use_rot': True})
+    dataset = vdsr_training_patches(hr_folder, 'finetune')
     upscale, net.upscale = net.upscale, 1
     sgd_steps(net, dataset, iters, batch, lr, theta=theta, drop_last=len(dataset) >= batch, progress='fine-tune')
     net.upscale = upscale

@@ -21,7 +21,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import core  # noqa: E402,F401
 from core.archs.vdsr_arch import VDSR  # noqa: E402
-from core.data.multiscale_y_dataset import MultiScaleYDataset  # noqa: E402
+from core.data.multiscale_y_dataset import MultiScaleYDataset, vdsr_training_patches  # noqa: E402
 from core.errors import UserError, run_cli  # noqa: E402
 from core.models.vdsr_model import sgd_steps  # noqa: E402
 
@@ -48,8 +48,7 @@ def short_training(hp: dict, dataset: MultiScaleYDataset, iters: int, widths: li
 def run_search(train_data: str, storage: str, trials: int, iters: int, widths: list[int], seed: int = 0,
                study_name: str = 'vdsr') -> optuna.Study:
     """Run (or continue) the study until it has `trials` finished trials."""
-    dataset = MultiScaleYDataset({'name': 'search', 'phase': 'train', 'scale': 2, 'scales': [2, 3, 4],
-                                  'dataroot_gt': train_data, 'patch_size': 41, 'use_hflip': True, 'use_rot': True})
+    dataset = vdsr_training_patches(train_data, 'search')
     os.makedirs(osp.dirname(osp.abspath(storage)), exist_ok=True)
     study = optuna.create_study(study_name=study_name, storage=f'sqlite:///{storage}', direction='minimize',
                                 load_if_exists=True)
