@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,6 +62,13 @@ def write_edsr_pairs(root: Path, scale: int, sizes: list[tuple[int, int]], seed:
         cv2.imwrite(str(root / 'HR' / f'img{i}.png'), hr)
         cv2.imwrite(str(root / 'LR_bicubic' / f'X{scale}' / f'img{i}x{scale}.png'), bicubic_downscale(hr, scale))
     return root
+
+
+def run_repo_script(script: str, *args: str, cwd: Path | None = None,
+                    timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run one of the repository's command-line entry points as a user would, capturing its output."""
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def write_yaml(path: Path, opt: dict) -> str:

@@ -1,13 +1,11 @@
 """The ETDS converter: exact on perturbed weights at every scale, safe with files, and a thin CLI."""
 
 import hashlib
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO, perturb, write_yaml
+from conftest import perturb, run_repo_script, write_yaml
 from core.archs.etds_arch import ETDS, ETDSForInference
 from core.checkpoint import load_checkpoint
 from core.converters import convert_checkpoint, convert_network, get_converter, verify
@@ -137,8 +135,7 @@ def test_unknown_layout_asks_for_the_yaml_and_the_yaml_resolves_it(tmp_path):
 
 
 def run_converter(*args, cwd):
-    return subprocess.run([sys.executable, str(REPO / 'converter.py'), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return run_repo_script('converter.py', *args, cwd=cwd)
 
 
 def test_cli_converts_and_reports(tmp_path):

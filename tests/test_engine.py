@@ -11,7 +11,7 @@ import torch
 from basicsr.models import build_model
 from torch.nn import functional as F
 
-from conftest import REPO, eval_opt, tiny_etds, training_opt, write_edsr_pairs, write_yaml
+from conftest import REPO, eval_opt, run_repo_script, tiny_etds, training_opt, write_edsr_pairs, write_yaml
 from core.checkpoint import load_checkpoint
 from core.converters import convert_checkpoint
 from core.engine import evaluate_pipeline, train_pipeline
@@ -116,11 +116,6 @@ def test_train_saves_resumes_on_cpu_and_tests(tmp_path, data_root):
     assert (tmp_path / 'experiments' / 'results' / 'tiny_test').is_dir()
 
 
-def run_entry(script, *args, cwd):
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
-
-
 def assert_one_line_error(result, *fragments):
     """Exit 2 and one `error:` line, last on stderr (progress logs may precede it), and no traceback."""
     assert result.returncode == 2, result.stderr
@@ -155,7 +150,7 @@ def bad_train_opts(data_root, tmp_path):
 
 def test_train_bad_input_is_one_line_and_writes_nothing(tmp_path, data_root):
     for i, (opt, fragments) in enumerate(bad_train_opts(data_root, tmp_path)):
-        result = run_entry('train.py', '-opt', write_yaml(tmp_path / f'bad{i}.yml', opt), cwd=tmp_path)
+        result = run_repo_script('train.py', '-opt', write_yaml(tmp_path / f'bad{i}.yml', opt), cwd=tmp_path)
         assert_one_line_error(result, *fragments)
     assert not (REPO / 'experiments' / 'must_not_exist').exists()
 
@@ -166,26 +161,25 @@ def test_test_py_names_the_misfitting_key_and_refuses_pickles(tmp_path, data_roo
     from basicsr.archs import build_network
 
     torch.save(build_network(tiny_etds()).state_dict(), ckpt)
-    result = run_entry('test.py', '-opt', write_yaml(tmp_path / 't.yml', eval_opt(data_root, str(ckpt), wrong,
-                                                                                 name='must_not_exist')),
-                       cwd=tmp_path)
+    opt = eval_opt(data_root, str(ckpt), wrong, name='must_not_exist')
+    result = run_repo_script('test.py', '-opt', write_yaml(tmp_path / 't.yml', opt), cwd=tmp_path)
     assert_one_line_error(result, "'conv_first.weight' has shape (5, 3, 3, 3) in the checkpoint but (9, 3, 3, 3)")
     torch.save(build_network(tiny_etds()), tmp_path / 'module.pth')
-    result = run_entry('test.py', '-opt', write_yaml(tmp_path / 'p.yml', eval_opt(
+    result = run_repo_script('test.py', '-opt', write_yaml(tmp_path / 'p.yml', eval_opt(
         data_root, str(tmp_path / 'module.pth'), tiny_etds(), name='must_not_exist')), cwd=tmp_path)
     assert_one_line_error(result, 'not a weights-only tensor checkpoint')
     assert not (REPO / 'experiments' / 'results' / 'must_not_exist').exists()
 
 
 def test_missing_option_file_is_one_line(tmp_path):
-    assert_one_line_error(run_entry('train.py', '-opt', 'nope.yml', cwd=tmp_path), 'nope.yml does not exist')
+    assert_one_line_error(run_repo_script('train.py', '-opt', 'nope.yml', cwd=tmp_path), 'nope.yml does not exist')
 
 
 def test_checkpoint_without_meta_needs_network_g(tmp_path, data_root):
     from basicsr.archs import build_network
 
     torch.save(build_network(tiny_etds()).state_dict(), tmp_path / 'raw.pth')
-    result = run_entry('test.py', '-opt', write_yaml(tmp_path / 't.yml', eval_opt(
+    result = run_repo_script('test.py', '-opt', write_yaml(tmp_path / 't.yml', eval_opt(
         data_root, str(tmp_path / 'raw.pth'), None, name='must_not_exist')), cwd=tmp_path)
     assert_one_line_error(result, 'has no meta; add network_g')
     assert load_checkpoint(str(tmp_path / 'raw.pth'))[1] == {}

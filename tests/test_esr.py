@@ -1,8 +1,6 @@
 """edge-SR: model ids, the original parameter counts, forward semantics, loading by file name, and Y-channel tests."""
 
 import pickle
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -11,7 +9,7 @@ import torch
 from basicsr.data import build_dataset
 from torch.nn import functional as F
 
-from conftest import REPO, eval_opt, matlab_y, write_edsr_pairs, write_yaml
+from conftest import eval_opt, matlab_y, run_repo_script, write_edsr_pairs, write_yaml
 from core.archs.esr_arch import EdgeSR, EdgeSRCNN, load_esr_checkpoint, parse_model_id
 from core.engine import evaluate_pipeline
 from core.errors import UserError
@@ -150,8 +148,7 @@ class _RunsCode:
 
 
 def run_esr_reference(*args, cwd):
-    return subprocess.run([sys.executable, str(REPO / 'scripts' / 'esr_reference.py'), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return run_repo_script('scripts/esr_reference.py', *args, cwd=cwd, timeout=120)
 
 
 def test_reference_script_prints_the_authors_figures_and_refuses_code(tmp_path):

@@ -1,14 +1,12 @@
 """ECBSR, ABPN and the baselines: official key layouts, collapsed ECB training, exact conversions, detection."""
 
-import subprocess
-import sys
 
 import pytest
 import torch
 from basicsr.archs import build_network
 from torch.nn import functional as F
 
-from conftest import REPO, perturb
+from conftest import perturb, run_repo_script
 from core.archs.abpn_arch import ABPN, ABPN_ET
 from core.archs.baselines_arch import ESPCN, FSRCNN, Plain
 from core.archs.ecbsr_arch import ECB, ECBSR, ECBSRET, ECBSRT
@@ -203,8 +201,7 @@ def test_verify_catches_a_wrong_carry():
 ])
 def test_cli_refuses_unconvertible_checkpoints_in_one_line(tmp_path, net, message):
     torch.save(net.state_dict(), tmp_path / 'in.pth')
-    result = subprocess.run([sys.executable, str(REPO / 'converter.py'), '--input', 'in.pth', '--output', 'out.pth'],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = run_repo_script('converter.py', '--input', 'in.pth', '--output', 'out.pth', cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count('\n') == 1 and message in result.stderr
     assert not (tmp_path / 'out.pth').exists()
 
@@ -212,9 +209,8 @@ def test_cli_refuses_unconvertible_checkpoints_in_one_line(tmp_path, net, messag
 def test_cli_to_plain_and_et(tmp_path):
     torch.save(perturbed(ECBSR(**ecbsr_args(2, num_feat=8))).state_dict(), tmp_path / 'ecbsr.pth')
     for kind, target in (('plain', 'ECBSRT'), ('et', 'ECBSRET')):
-        result = subprocess.run([sys.executable, str(REPO / 'converter.py'), '--input', 'ecbsr.pth', '--output',
-                                 f'{kind}.pth', '--to', kind], cwd=tmp_path, capture_output=True, text=True,
-                                timeout=300)
+        result = run_repo_script('converter.py', '--input', 'ecbsr.pth', '--output', f'{kind}.pth', '--to', kind,
+                                 cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert f'ECBSR_mobilesr -> {target}' in result.stdout
         assert load_checkpoint(str(tmp_path / f'{kind}.pth'))[1]['arch'] == target

@@ -1,7 +1,5 @@
 """DIV2K preparation on small synthetic images: sub-images, MATLAB-bicubic LR, meta-info, lmdb, atomicity."""
 
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -9,7 +7,7 @@ import pytest
 from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
 
-from conftest import REPO, smooth_image
+from conftest import run_repo_script, smooth_image
 from core.data.preparation import bicubic_downscale, extract_subimages, subimage_origins
 
 
@@ -37,8 +35,7 @@ def test_bicubic_downscale_is_basicsr_matlab_imresize_rounded():
 
 
 def run_prepare(*args):
-    return subprocess.run([sys.executable, str(REPO / 'scripts' / 'prepare_div2k.py'), *args], capture_output=True,
-                          text=True, timeout=300)
+    return run_repo_script('scripts/prepare_div2k.py', *args)
 
 
 def test_prepare_script_end_to_end(tmp_path):

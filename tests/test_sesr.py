@@ -1,8 +1,6 @@
 """SESR: linear blocks collapse exactly (biases stay biases), collapsed = expanded training, exact converter,
 and an x4 model really starts from a trained x2 one."""
 
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,7 +9,7 @@ from basicsr.models import build_model
 from torch import nn
 from torch.nn import functional as F
 
-from conftest import REPO, perturb, training_opt, write_edsr_pairs
+from conftest import perturb, run_repo_script, training_opt, write_edsr_pairs
 from core.archs.etds_arch import ETDS
 from core.archs.sesr_arch import SESR, LinearBlock, SESRInference
 from core.checkpoint import load_checkpoint
@@ -129,8 +127,7 @@ def test_two_step_shuffle_needs_x4_and_other_families_take_no_options():
 
 
 def run_converter(*args, cwd):
-    return subprocess.run([sys.executable, str(REPO / 'converter.py'), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return run_repo_script('converter.py', *args, cwd=cwd)
 
 
 def load_converted(path):

@@ -1,12 +1,10 @@
 """VDSR tools: L1 filter pruning (physical removal, ~4× fewer params at 50%) and the resumable TPE search."""
 
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO, eval_opt, write_edsr_pairs, write_yaml
+from conftest import eval_opt, run_repo_script, write_edsr_pairs, write_yaml
 from core.archs.vdsr_arch import VDSR
 from core.checkpoint import load_checkpoint
 from core.engine import evaluate_pipeline
@@ -45,10 +43,9 @@ def test_prune_script_reports_and_writes_a_model_test_py_loads(tmp_path):
     data = write_edsr_pairs(tmp_path / 'set', 2, [(48, 44), (50, 46)])
     torch.manual_seed(0)
     torch.save(VDSR().state_dict(), tmp_path / 'vdsr.pth')
-    result = subprocess.run([sys.executable, str(REPO / 'scripts' / 'prune_vdsr.py'), '--input', 'vdsr.pth',
-                             '--output', 'pruned.pth', '--scale', '2', '--train-data', str(data / 'HR'),
-                             '--eval-data', str(data), '--iters', '2', '--batch', '2'],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = run_repo_script('scripts/prune_vdsr.py', '--input', 'vdsr.pth', '--output', 'pruned.pth', '--scale', '2',
+                             '--train-data', str(data / 'HR'), '--eval-data', str(data), '--iters', '2', '--batch', '2',
+                             cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line[:1].isalpha()}
     assert rows['params'] == ['664,704', '166,464', '3.99x']
