@@ -13,6 +13,7 @@ import torch
 import yaml
 
 import core  # noqa: F401  (registers everything into basicsr)
+from core.checkpoint import load_checkpoint
 from core.data.preparation import bicubic_downscale
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +70,16 @@ def run_repo_script(script: str, *args: str, cwd: Path | None = None,
     """Run one of the repository's command-line entry points as a user would, capturing its output."""
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def load_by_meta(path: Path) -> torch.nn.Module:
+    """A checkpoint with meta (what the converter and our trainer write) as a built network in eval mode."""
+    from basicsr.archs import build_network  # here: basicsr may only be imported after `core` (its compat fix)
+
+    state, meta = load_checkpoint(str(path))
+    net = build_network({'type': meta['arch'], **meta['args']})
+    net.load_state_dict(state, strict=True)
+    return net.eval()
 
 
 def write_yaml(path: Path, opt: dict) -> str:

@@ -6,7 +6,7 @@ import torch
 from basicsr.archs import build_network
 from torch.nn import functional as F
 
-from conftest import perturb, run_repo_script
+from conftest import load_by_meta, perturb, run_repo_script
 from core.archs.abpn_arch import ABPN, ABPN_ET
 from core.archs.baselines_arch import ESPCN, FSRCNN, Plain
 from core.archs.ecbsr_arch import ECB, ECBSR, ECBSRET, ECBSRT
@@ -162,9 +162,7 @@ def test_reconverting_ecbsrt_and_abpn_checkpoints_gives_the_input_model_clamped(
         torch.save(net.state_dict(), tmp_path / f'{arch}.pth')  # the official raw layout
         report = convert_checkpoint(str(tmp_path / f'{arch}.pth'), str(tmp_path / f'{arch}_et.pth'))
         assert report.source_arch == arch and report.max_abs_diff <= 1e-6
-        state, meta = load_checkpoint(str(tmp_path / f'{arch}_et.pth'))
-        et = build_network({'type': meta['arch'], **meta['args']})
-        et.load_state_dict(state, strict=True)
+        et = load_by_meta(tmp_path / f'{arch}_et.pth')
         x = torch.rand(1, 3, 12, 10)
         with torch.no_grad():
             torch.testing.assert_close(et(x), net(x).clamp(0, 1), rtol=0, atol=1e-5)

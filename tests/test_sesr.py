@@ -4,15 +4,13 @@ and an x4 model really starts from a trained x2 one."""
 
 import pytest
 import torch
-from basicsr.archs import build_network
 from basicsr.models import build_model
 from torch import nn
 from torch.nn import functional as F
 
-from conftest import perturb, run_repo_script, training_opt, write_edsr_pairs
+from conftest import load_by_meta, perturb, run_repo_script, training_opt, write_edsr_pairs
 from core.archs.etds_arch import ETDS
 from core.archs.sesr_arch import SESR, LinearBlock, SESRInference
-from core.checkpoint import load_checkpoint
 from core.converters import convert_network, detect_architecture, get_converter, verify
 from core.errors import UserError
 from core.reparam import compose_kxk_1x1
@@ -130,13 +128,6 @@ def run_converter(*args, cwd):
     return run_repo_script('converter.py', *args, cwd=cwd)
 
 
-def load_converted(path):
-    state, meta = load_checkpoint(str(path))
-    net = build_network({'type': meta['arch'], **meta['args']})
-    net.load_state_dict(state)
-    return net.eval()
-
-
 def test_cli_moves_x4_models_between_layouts_and_they_load_by_their_meta(tmp_path):
     net = perturbed(SESR(1, 1, 4, 2, 8, 16), seed=5).eval()
     torch.save({'params': net.state_dict()}, tmp_path / 'x4.pth')
@@ -144,13 +135,13 @@ def test_cli_moves_x4_models_between_layouts_and_they_load_by_their_meta(tmp_pat
     result = run_converter('--input', 'x4.pth', '--output', 'ps2.pth', '--two-step-shuffle', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "'two_step_shuffle': True" in result.stdout
-    two_step = load_converted(tmp_path / 'ps2.pth')
+    two_step = load_by_meta(tmp_path / 'ps2.pth')
     assert two_step.steps == (2, 2)
     torch.testing.assert_close(two_step(x), net(x), rtol=0, atol=1e-5)
 
     result = run_converter('--input', 'ps2.pth', '--output', 'ps4.pth', '--no-two-step-shuffle', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    one_step = load_converted(tmp_path / 'ps4.pth')
+    one_step = load_by_meta(tmp_path / 'ps4.pth')
     assert one_step.steps == (4,)
     torch.testing.assert_close(one_step(x), net(x), rtol=0, atol=1e-5)
 
