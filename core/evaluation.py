@@ -1,6 +1,8 @@
-"""Direct evaluation of a network on a paired test set, for scripts that report PSNR outside test.py."""
+"""Direct evaluation on a paired test set, for scripts that report PSNR outside test.py (any runtime)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -11,13 +13,17 @@ from torch import nn
 
 from core.archs.shared import first_output
 
+Forward = Callable[[torch.Tensor], torch.Tensor]  # 1×C×H×W in [0, 1] → 1×C×H·s×W·s
+
 
 @torch.no_grad()
-def y_psnr(net: nn.Module, dataroot: str, scale: int, color: str | None = None) -> float:
-    """Mean Y-PSNR (border crop = scale) of `net` on an EDSR/BasicSR-layout set, exactly as test.py computes it."""
+def y_psnr(net: nn.Module | Forward, dataroot: str, scale: int, color: str | None = None) -> float:
+    """Mean Y-PSNR (border crop = scale) of a network, or of any forward function, on an EDSR/BasicSR-layout
+    set, exactly as test.py computes it."""
     dataset = build_dataset({'name': 'eval', 'type': 'PairedSRDataset', 'phase': 'test', 'scale': scale,
                              'dataroot': dataroot, 'io_backend': {'type': 'disk'}, 'color': color})
-    net = net.eval()
+    if isinstance(net, nn.Module):
+        net = net.eval()
     values = []
     for i in range(len(dataset)):
         sample = dataset[i]

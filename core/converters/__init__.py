@@ -1,7 +1,14 @@
 """Converters from training forms to deployable forms, registered by source architecture."""
 
 from core.converters import abpn, baselines, ecbsr, etds, sesr  # noqa: F401  (each registers its family)
-from core.converters.api import ConversionReport, convert_checkpoint, convert_network, verify
+from core.converters.api import (
+    ConversionReport,
+    convert_checkpoint,
+    convert_network,
+    convert_verified,
+    load_network,
+    verify,
+)
 from core.converters.registry import CONVERTERS, detect_architecture, get_converter
 
 __all__ = [
@@ -9,7 +16,9 @@ __all__ = [
     'ConversionReport',
     'convert_checkpoint',
     'convert_network',
+    'convert_verified',
     'detect_architecture',
     'get_converter',
+    'load_network',
     'verify',
 ]

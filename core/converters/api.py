@@ -12,9 +12,11 @@ import yaml
 from basicsr.archs import build_network
 from torch import nn
 
+from core.archs.esr_arch import model_id_from_path
 from core.checkpoint import load_checkpoint, load_into, refuse_overwriting_input, save_checkpoint
 from core.converters.registry import Converter, ReferenceFn, detect_architecture, get_converter
 from core.errors import UserError
+from core.options import check_registered
 
 VERIFY_SHAPE = (2, 24, 20)  # two images of 24×20 pixels: odd sizes catch border and PixelShuffle mistakes
 
@@ -77,13 +79,46 @@ def _network_from_opt(opt_path: str) -> tuple[str, dict]:
     return network['type'], args
 
 
-def resolve_architecture(state: dict, meta: dict, opt_path: str | None) -> tuple[str, dict]:
-    """The source architecture: from -opt if given, else the checkpoint's meta, else its keys and shapes."""
+def resolve_architecture(state: dict, meta: dict, opt_path: str | None, path: str = '') -> tuple[str, dict]:
+    """The architecture: from -opt if given, else the checkpoint's meta, else its file name (official eSR
+    files are named after their model id), else its keys and shapes."""
     if opt_path is not None:
         return _network_from_opt(opt_path)
     if meta.get('arch'):
         return meta['arch'], dict(meta.get('args', {}))
+    if model_id := model_id_from_path(path):
+        return 'EdgeSR', {'model_id': model_id}
     return detect_architecture(state)
+
+
+def load_network(input_path: str, opt_path: str | None = None,
+                 param_key: str | None = None) -> tuple[str, dict, nn.Module]:
+    """A checkpoint as a built network in eval mode, with the architecture and arguments it was built from."""
+    state, meta = load_checkpoint(input_path, param_key=param_key)
+    arch, args = resolve_architecture(state, meta, opt_path, input_path)
+    check_registered({'network_g': {'type': arch, **args}})
+    try:
+        net = build_network({'type': arch, **args})
+    except TypeError as err:  # a detector that knows the family but cannot read every size from the weights
+        raise UserError(f'{input_path} looks like {arch} but its arguments cannot be read from the weights ({err}); '
+                        'pass -opt with a YAML whose network_g describes it') from None
+    load_into(net, state, source=input_path)
+    return arch, args, net.eval()
+
+
+def convert_verified(source: nn.Module, source_arch: str, kind: str | None = None, tolerance: float = 1e-5,
+                     options: dict | None = None) -> tuple[str, dict, nn.Module, float]:
+    """Fold `source` and check the fold on random images in float64; an inexact fold is a UserError."""
+    options = options or {}
+    converter = get_converter(source_arch, kind)
+    check_options(converter, options)
+    target_arch, target_args, target = convert_network(source, source_arch, converter.kind, **options)
+    num_in_ch = next(m for m in source.modules() if isinstance(m, nn.Conv2d)).in_channels
+    diff = verify(source, target, converter.reference, num_in_ch)
+    if not diff <= tolerance:
+        raise UserError(f'conversion is not exact: max abs difference {diff:.3g} > {tolerance:g}; '
+                        'the checkpoint may not match its declared architecture')
+    return target_arch, target_args, target, diff
 
 
 def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None = None, kind: str | None = None,
@@ -93,17 +128,10 @@ def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None =
     options = options or {}
     refuse_overwriting_input(input_path, output_path)
     state, meta = load_checkpoint(input_path, param_key=param_key)
-    source_arch, source_args = resolve_architecture(state, meta, opt_path)
-    converter = get_converter(source_arch, kind)
-    check_options(converter, options)
-    source = build_network({'type': source_arch, **source_args})
-    load_into(source, state, source=input_path)
-    target_arch, target_args, target = convert_network(source, source_arch, converter.kind, **options)
-    num_in_ch = next(m for m in source.modules() if isinstance(m, nn.Conv2d)).in_channels
-    diff = verify(source, target, converter.reference, num_in_ch)
-    if not diff <= tolerance:
-        raise UserError(f'conversion is not exact: max abs difference {diff:.3g} > {tolerance:g}; '
-                        'the checkpoint may not match its declared architecture')
+    source_arch, _ = resolve_architecture(state, meta, opt_path, input_path)
+    check_options(get_converter(source_arch, kind), options)  # before any work: a bad option fails at once
+    source_arch, source_args, source = load_network(input_path, opt_path, param_key)
+    target_arch, target_args, target, diff = convert_verified(source, source_arch, kind, tolerance, options)
     new_meta = {'arch': target_arch, 'args': target_args, 'max_abs_diff': diff,
                 'converted_from': {'arch': source_arch, 'args': source_args, 'file': osp.basename(input_path)}}
     save_checkpoint(output_path, target.state_dict(), new_meta)

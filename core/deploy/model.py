@@ -1,0 +1,62 @@
+"""Any checkpoint the toolkit knows, as the deployable network it stands for.
+
+A converted checkpoint describes itself (meta); an official raw state_dict is recognised by its keys and
+shapes (or an eSR file by its name); a training form is folded on the fly by its registered converter and
+verified in float64 exactly as `converter.py` does, so what is deployed is what was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from core.archs.shared import first_output
+from core.converters import convert_verified, load_network
+from core.converters.registry import CONVERTERS, TARGETS
+
+
+@dataclass
+class DeployModel:
+    net: nn.Module
+    arch: str
+    args: dict
+    num_in_ch: int
+    scale: int
+    origin: str  # one line for the user: how the network was obtained
+
+    @property
+    def name(self) -> str:
+        return f'{self.arch} x{self.scale}'
+
+
+def is_training_form(arch: str) -> bool:
+    """A network with a registered fold that is not itself some fold's output (ECBSRT is deployable as it is)."""
+    return arch not in TARGETS and any(source == arch for source, _ in CONVERTERS)
+
+
+@torch.no_grad()
+def input_channels_and_scale(net: nn.Module) -> tuple[int, int]:
+    """Input channels (of the first conv; 3 for weight-free nets) and the scale, measured on a small image."""
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    num_in_ch = conv.in_channels if conv is not None else 3
+    out = first_output(net(torch.zeros(1, num_in_ch, 8, 8)))
+    return num_in_ch, out.shape[-1] // 8
+
+
+def deploy_model(net: nn.Module, arch: str, args: dict, origin: str) -> DeployModel:
+    net = net.float().eval()
+    num_in_ch, scale = input_channels_and_scale(net)
+    return DeployModel(net, arch, args, num_in_ch, scale, origin)
+
+
+def load_deploy_model(path: str, opt_path: str | None = None, param_key: str | None = None,
+                      tolerance: float = 1e-5) -> DeployModel:
+    """The deployable network of a checkpoint; training forms are converted and verified first."""
+    arch, args, net = load_network(path, opt_path, param_key)
+    if not is_training_form(arch):
+        return deploy_model(net, arch, args, f'{arch} as stored in {path}')
+    target_arch, target_args, target, diff = convert_verified(net, arch, tolerance=tolerance)
+    return deploy_model(target, target_arch, target_args,
+                        f'{arch} converted to {target_arch} (max abs difference {diff:.2g}, float64 check)')

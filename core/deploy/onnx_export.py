@@ -1,0 +1,105 @@
+"""ONNX export with torch's dynamo exporter, checked by onnxruntime before the file is kept.
+
+Options a phone integration asks for: a uint8 NHWC graph edge (camera buffers go in and come out as they
+are) and the PixelShuffle lowering (DepthToSpace, or Reshape/Transpose for delegates that reject one of them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.archs.shared import first_output
+from core.deploy.optional import require
+from core.deploy.runtimes import ONNX_META_KEY, OnnxRuntime
+from core.errors import UserError
+
+OPSET = 18
+PIXEL_SHUFFLE_LOWERINGS = ('depth-to-space', 'reshape')
+
+
+class NetworkOutput(nn.Module):
+    """The super-resolved image alone (training forms also return auxiliary outputs)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return first_output(self.net(x))
+
+
+class Uint8NHWC(nn.Module):
+    """uint8 N×H×W×C in and out around a float NCHW network in [0, 1]: what a camera pipeline hands over."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = first_output(self.net(x.permute(0, 3, 1, 2).float() / 255))
+        return torch.round(torch.clamp(y, 0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def _pixel_shuffle_as_reshape(x, upscale_factor: int):
+    """aten.pixel_shuffle as Reshape → Transpose → Reshape (no DepthToSpace), dynamic height and width."""
+    op = require('onnxscript', 'onnxscript').opset18
+    shape = op.Shape(x)
+    n, c = op.Slice(shape, [0], [1]), op.Slice(shape, [1], [2])
+    h, w = op.Slice(shape, [2], [3]), op.Slice(shape, [3], [4])
+    s = op.Constant(value_ints=[upscale_factor])
+    out_c = op.Div(c, op.Mul(s, s))
+    blocks = op.Reshape(x, op.Concat(n, out_c, s, s, h, w, axis=0))
+    moved = op.Transpose(blocks, perm=[0, 1, 4, 2, 5, 3])
+    return op.Reshape(moved, op.Concat(n, out_c, op.Mul(h, s), op.Mul(w, s), axis=0))
+
+
+def _export_error(err: Exception, arch: str) -> UserError:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    culprit = next((line for line in lines if 'aten' in line or 'Unsupported' in line), lines[0] if lines else '')
+    return UserError(f'{arch} cannot be exported to ONNX: {type(err).__name__}: {culprit[:300]}; '
+                     'only its deployable form exports (convert it first with converter.py)')
+
+
+def export_onnx(net: nn.Module, path: str, num_in_ch: int, meta: dict, nhwc_uint8: bool = False,
+                pixel_shuffle: str = 'depth-to-space') -> None:
+    """One self-contained ONNX file with dynamic height and width (check it with `onnx_difference`)."""
+    onnx = require('onnx', 'onnx')
+    require('onnxscript', 'onnxscript')
+    net = net.float().eval()
+    wrapped = Uint8NHWC(net) if nhwc_uint8 else NetworkOutput(net)
+    shape = (1, 16, 16, num_in_ch) if nhwc_uint8 else (1, num_in_ch, 16, 16)
+    example = torch.zeros(shape, dtype=torch.uint8 if nhwc_uint8 else torch.float32)
+    axes = (1, 2) if nhwc_uint8 else (2, 3)
+    dynamic = {'x': {axes[0]: torch.export.Dim('height', min=2, max=16384),
+                     axes[1]: torch.export.Dim('width', min=2, max=16384)}}
+    table = {torch.ops.aten.pixel_shuffle.default: _pixel_shuffle_as_reshape} if pixel_shuffle == 'reshape' else None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # it narrates every step
+            warnings.simplefilter('ignore')
+            program = torch.onnx.export(wrapped, (example,), dynamo=True, opset_version=OPSET,
+                                        dynamic_shapes=dynamic, input_names=['lr'], output_names=['sr'],
+                                        custom_translation_table=table)
+    except Exception as err:  # the exporter raises many types; each becomes one line naming the op
+        raise _export_error(err, meta.get('arch', type(net).__name__)) from None
+    model = program.model_proto
+    onnx.helper.set_model_props(model, {ONNX_META_KEY: json.dumps(meta)})
+    onnx.save_model(model, path, save_as_external_data=False)
+
+
+@torch.inference_mode()
+def onnx_difference(net: nn.Module, path: str, x: np.ndarray, nhwc_uint8: bool) -> float:
+    """Max abs difference between onnxruntime running `path` and torch running `net` on `x`."""
+    if nhwc_uint8:
+        x = (np.round(x * 255) / 255).astype(np.float32)  # the uint8 edge sees whole grey levels
+    expected = first_output(net(torch.from_numpy(x))).numpy()
+    if nhwc_uint8:
+        expected = np.clip(expected, 0, 1)
+    actual = OnnxRuntime(path)(x.astype(np.float32))
+    return float(np.abs(actual - expected).max())

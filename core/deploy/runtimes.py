@@ -1,0 +1,139 @@
+"""One interface over the three places a model runs: PyTorch, onnxruntime and the LiteRT interpreter.
+
+Each runtime takes and returns NCHW float32 images in [0, 1]; whatever the file wants at its edges (uint8
+NHWC camera buffers, int8 tensors with their scale and zero point) is converted here, so tiling, upscaling
+and evaluation do not care which runtime they drive.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from os import path as osp
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from core.archs.shared import first_output
+from core.deploy.model import DeployModel, load_deploy_model
+from core.deploy.optional import require
+from core.errors import UserError
+
+ONNX_META_KEY = 'mobile_sr'  # metadata_props entry our exporter writes: scale, channels, layout, origin
+
+
+class Runtime(Protocol):
+    name: str
+    num_in_ch: int
+    scale: int
+    fixed_size: tuple[int, int] | None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class TorchRuntime:
+    model: DeployModel
+    name: str = 'torch'
+    fixed_size: tuple[int, int] | None = None
+    threads: int | None = None
+
+    @property
+    def num_in_ch(self) -> int:
+        return self.model.num_in_ch
+
+    @property
+    def scale(self) -> int:
+        return self.model.scale
+
+    @torch.inference_mode()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return first_output(self.model.net(torch.from_numpy(x))).numpy()
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
+
+
+@dataclass
+class OnnxRuntime:
+    path: str
+    name: str = 'onnxruntime'
+    fixed_size: tuple[int, int] | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ort = require('onnxruntime', 'onnxruntime')
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(self.path, options, providers=['CPUExecutionProvider'])
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.meta = json.loads(props[ONNX_META_KEY]) if ONNX_META_KEY in props else {}
+        self.input = self.session.get_inputs()[0]
+        self.nhwc_uint8 = self.input.type == 'tensor(uint8)'
+        shape = self.input.shape
+        self.num_in_ch = int(shape[3] if self.nhwc_uint8 else shape[1])
+        self.scale = int(self.meta['scale']) if 'scale' in self.meta else self._measure_scale()
+
+    def _measure_scale(self) -> int:
+        return self(np.zeros((1, self.num_in_ch, 8, 8), np.float32)).shape[-1] // 8
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.nhwc_uint8:
+            out = self.session.run(None, {self.input.name: _to_uint8(x).transpose(0, 2, 3, 1)})[0]
+            return out.transpose(0, 3, 1, 2).astype(np.float32) / 255
+        return self.session.run(None, {self.input.name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+@dataclass
+class TFLiteRuntime:
+    """A .tflite file: fixed input size, NCHW as litert-torch keeps PyTorch's layout; int8 edges converted."""
+
+    path: str
+    name: str = 'tflite'
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        interpreter_module = require('ai_edge_litert.interpreter', 'ai-edge-litert')
+        self.interpreter = interpreter_module.Interpreter(self.path, num_threads=self.threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        _, self.num_in_ch, height, width = (int(v) for v in self.input['shape'])
+        self.fixed_size = (height, width)
+        self.scale = int(self.output['shape'][-1]) // width
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        outputs = []
+        for image in x:  # the file's batch size is 1
+            value = image[None]
+            if self.input['dtype'] != np.float32:
+                scale, zero_point = self.input['quantization']
+                info = np.iinfo(self.input['dtype'])
+                value = np.clip(np.round(value / scale) + zero_point, info.min, info.max)
+            self.interpreter.set_tensor(self.input['index'], value.astype(self.input['dtype']))
+            self.interpreter.invoke()
+            out = self.interpreter.get_tensor(self.output['index'])
+            if self.output['dtype'] != np.float32:
+                scale, zero_point = self.output['quantization']
+                out = (out.astype(np.float32) - zero_point) * scale
+            outputs.append(out.astype(np.float32))
+        return np.concatenate(outputs)
+
+
+def file_backend(path: str) -> str:
+    """The runtime a model file needs: .onnx → onnxruntime, .tflite → tflite, anything else → torch."""
+    return {'.onnx': 'onnxruntime', '.tflite': 'tflite'}.get(osp.splitext(path)[1].lower(), 'torch')
+
+
+def open_runtime(path: str, opt_path: str | None = None, threads: int | None = None) -> Runtime:
+    """A runtime for a checkpoint (.pth, any form the toolkit knows) or an exported .onnx / .tflite file."""
+    if not osp.isfile(path):
+        raise UserError(f'--model {path} does not exist; check the path')
+    kind = file_backend(path)
+    if kind == 'onnxruntime':
+        return OnnxRuntime(path)
+    if kind == 'tflite':
+        return TFLiteRuntime(path, threads=threads)
+    return TorchRuntime(load_deploy_model(path, opt_path))

@@ -1,0 +1,51 @@
+"""Upscale a user's picture with any runtime: colour models on RGB, 1-channel models on Y with bicubic CbCr
+(as test.py saves them), alpha upscaled bicubically on its own, bit depth and grayness kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from basicsr.utils import bgr2ycbcr, ycbcr2bgr
+from basicsr.utils.matlab_functions import imresize
+
+from core.deploy.images import Picture
+from core.deploy.runtimes import Runtime
+from core.deploy.tiling import tiled_forward
+
+
+def bicubic(img: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB bicubic (basicsr's imresize) of an H×W or H×W×C float image."""
+    planar = img.ndim == 2
+    out = imresize(img[..., None] if planar else img, scale)
+    return out[..., 0] if planar else out
+
+
+def run_on_image(runtime: Runtime, image: np.ndarray, tile: tuple[int, int] | None, pad: int,
+                 on_tile: Callable[[], None] | None = None) -> np.ndarray:
+    """H×W×C float image → (H·s)×(W·s)×C through the runtime, tiled when asked or when the model is fixed-size."""
+    lq = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+    out = tiled_forward(runtime, lq, runtime.scale, tile, pad, runtime.fixed_size, on_tile)
+    return out[0].transpose(1, 2, 0)
+
+
+def upscale_picture(picture: Picture, runtime: Runtime, tile: tuple[int, int] | None, pad: int,
+                    on_tile: Callable[[], None] | None = None) -> Picture:
+    scale = runtime.scale
+    if runtime.num_in_ch == 1:
+        ycbcr = bgr2ycbcr(picture.bgr)
+        y = run_on_image(runtime, ycbcr[..., :1], tile, pad, on_tile)
+        cbcr = bicubic(ycbcr[..., 1:], scale)
+        bgr = ycbcr2bgr(np.concatenate([np.clip(y, 0, 1), cbcr], axis=2).astype(np.float32))
+    else:
+        rgb = run_on_image(runtime, picture.bgr[..., ::-1], tile, pad, on_tile)
+        bgr = rgb[..., ::-1]
+    alpha = None if picture.alpha is None else bicubic(picture.alpha, scale)
+    return Picture(np.ascontiguousarray(np.clip(bgr, 0, 1), dtype=np.float32), alpha, picture.gray,
+                   picture.max_value)
+
+
+def tiles_per_image(height: int, width: int, tile: tuple[int, int] | None) -> int:
+    if tile is None:
+        return 1
+    return -(-height // tile[0]) * -(-width // tile[1])

@@ -1,0 +1,105 @@
+"""Export a model to ONNX or TFLite (fp32 or int8), checked by its own runtime before the file is kept.
+
+python scripts/export.py --model ETDS_M4C32_x4_plain.pth --format onnx --output etds_x4.onnx
+python scripts/export.py --model net_g_latest.pth --format tflite-int8 --output etds_x4_int8.tflite \
+    --calib datasets/DIV2K/DIV2K_train_LR_bicubic/X4_sub --eval-data datasets/benchmark/Set5
+
+--model takes any checkpoint the toolkit knows: converted (meta), official raw (detected) or a training form
+(converted and verified on the fly). TFLite files have a fixed input size (--size, default 360x640 LR);
+scripts/upscale.py tiles any image through them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from os import path as osp
+
+FORMATS = ('onnx', 'onnx-int8', 'tflite', 'tflite-int8')
+EXTENSIONS = {'onnx': '.onnx', 'onnx-int8': '.onnx', 'tflite': '.tflite', 'tflite-int8': '.tflite'}
+ORT_CALIBRATION_SIZE = (128, 128)  # ORT keeps every activation of every calibration patch in memory
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not HEIGHTxWIDTH, e.g. 360x640") from None
+    if height < 2 or width < 2:
+        raise argparse.ArgumentTypeError(f'--size {text} is too small; use at least 2x2')
+    return height, width
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', required=True, help='checkpoint (.pth) in any form the toolkit knows')
+    parser.add_argument('--format', required=True, choices=FORMATS)
+    parser.add_argument('--output', required=True, help='the file to write (.onnx or .tflite); never the input')
+    parser.add_argument('-opt', default=None,
+                        help='training YAML: describes a checkpoint without meta, and its train set calibrates int8')
+    parser.add_argument('--size', type=parse_size, default=(360, 640),
+                        help='TFLite input size HEIGHTxWIDTH in LR pixels (default 360x640)')
+    parser.add_argument('--calib', default=None, help='folder of LR images for int8 calibration (default: -opt)')
+    parser.add_argument('--calib-count', type=int, default=16, help='calibration patches (default 16)')
+    parser.add_argument('--eval-data', default=None,
+                        help='paired set (EDSR or BasicSR layout) on which to print Y-PSNR: torch fp32 vs the file')
+    parser.add_argument('--nhwc-uint8', action='store_true',
+                        help='ONNX: uint8 NHWC input and output in the graph (camera buffers)')
+    parser.add_argument('--pixel-shuffle', choices=('depth-to-space', 'reshape'), default='depth-to-space',
+                        help='ONNX lowering of PixelShuffle (some mobile delegates reject one of them)')
+    parser.add_argument('--reduce-range', action='store_true', help='onnx-int8: 7-bit weights (CPUs without VNNI)')
+    parser.add_argument('--tolerance', type=float, default=1e-5, help='largest fp32 max abs difference accepted')
+    parser.add_argument('--int8-tolerance', type=float, default=0.02,
+                        help='largest int8 mean abs difference from fp32 accepted (0.02 ≈ 5 grey levels)')
+    args = parser.parse_args(argv)
+    if osp.splitext(args.output)[1].lower() != EXTENSIONS[args.format]:
+        parser.error(f'--format {args.format} writes a {EXTENSIONS[args.format]} file; '
+                     f'name --output accordingly')
+    if args.format == 'tflite' and args.nhwc_uint8:
+        parser.error('--nhwc-uint8 is an ONNX option; tflite-int8 already takes int8 pixels (q = u8 - 128)')
+    if args.format.endswith('int8') and not (args.calib or args.opt):
+        parser.error(f'--format {args.format} needs calibration images: pass --calib FOLDER of LR images '
+                     'or -opt with the training YAML')
+    if args.calib_count < 1:
+        parser.error('--calib-count must be at least 1')
+    if osp.exists(args.model) and osp.exists(args.output) and osp.samefile(args.model, args.output):
+        parser.error(f'--output {args.output} is the input model; choose another path')
+    return args
+
+
+def main(args: argparse.Namespace) -> None:
+    import core  # noqa: F401  (registers the archs and converters; after parsing, so --help is instant)
+    from core.deploy.calibration import calibration_folder_from_yaml, calibration_patches
+    from core.deploy.evaluation import compare_on_set
+    from core.deploy.export import export_model
+    from core.deploy.model import load_deploy_model
+    from core.deploy.tflite_export import operator_types
+
+    model = load_deploy_model(args.model, args.opt)
+    print(f'model: {model.origin}')
+    calibration = None
+    if args.format.endswith('int8'):
+        folder = args.calib or calibration_folder_from_yaml(args.opt)
+        size = args.size if args.format == 'tflite-int8' else ORT_CALIBRATION_SIZE
+        calibration = calibration_patches(folder, size, args.calib_count, model.num_in_ch)
+        print(f'calibration: {len(calibration)} patches of {size[0]}x{size[1]} from {folder}')
+    report = export_model(model, args.format, args.output, size=args.size, calibration=calibration,
+                          nhwc_uint8=args.nhwc_uint8, pixel_shuffle=args.pixel_shuffle,
+                          reduce_range=args.reduce_range, tolerance=args.tolerance,
+                          int8_tolerance=args.int8_tolerance)
+    mean = '' if report.mean_abs_diff != report.mean_abs_diff else f' (mean {report.mean_abs_diff:.3g})'
+    print(f'{args.format}: max abs difference from torch fp32 on a real image: {report.max_abs_diff:.3g}{mean}')
+    if args.format == 'tflite-int8':
+        convs = [op for op in operator_types(args.output) if op.op == 'CONV_2D']
+        int8 = sum(op.inputs[:2] == ('INT8', 'INT8') and op.outputs == ('INT8',) for op in convs)
+        print(f'int8 check: {int8} of {len(convs)} CONV_2D run on int8 tensors with int8 weights')
+    if args.eval_data:
+        for line in compare_on_set(model, args.output, args.eval_data):
+            print(line)
+    print(f'wrote {args.output}')
+
+
+if __name__ == '__main__':
+    parsed = parse_args()
+    from core.errors import run_cli
+
+    run_cli(lambda: main(parsed))
