@@ -5,6 +5,8 @@ import torch
 from torch.nn import functional as F
 
 from core.reparam import (
+    bicubic_phase_taps,
+    bicubic_upsample_kernel,
     clamp_tail,
     identity_kernel,
     join_inputs,
@@ -12,6 +14,7 @@ from core.reparam import (
     pad_out_channels,
     stack_outputs,
     stepwise_shuffle_order,
+    symmetric_pad,
     to_stepwise_shuffle,
     unit_clip_conv,
 )
@@ -124,3 +127,25 @@ def test_stepwise_shuffle_of_reordered_conv_is_one_shuffle(steps):
 def test_stepwise_shuffle_refuses_a_channel_count_it_cannot_shuffle():
     with pytest.raises(ValueError, match='cannot be pixel-shuffled by 4'):
         stepwise_shuffle_order(24, (2, 2))
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_bicubic_conv_is_matlab_imresize_everywhere(scale):
+    """The depthwise conv + PixelShuffle equals basicsr's imresize on whole images, borders included."""
+    from basicsr.utils.matlab_functions import imresize
+
+    from core.archs.shared import BicubicUpsample
+
+    taps = bicubic_phase_taps(scale)
+    assert torch.allclose(taps.sum(dim=1), torch.ones(scale, dtype=torch.float64))  # every phase keeps flat areas
+    x = torch.rand(2, 3, 13, 17, generator=torch.Generator().manual_seed(scale))
+    expected = torch.stack([imresize(img, scale) for img in x])
+    actual = BicubicUpsample(scale)(x)
+    assert actual.shape == expected.shape == (2, 3, 13 * scale, 17 * scale)
+    assert (actual - expected).abs().max() <= 2e-6  # float32 rounding of basicsr's own weights
+    assert bicubic_upsample_kernel(scale).shape == (scale * scale, 1, 5, 5)
+
+
+def test_symmetric_pad_is_matlabs_mirror():
+    x = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 1, 4, 4)
+    assert symmetric_pad(x, 2)[0, 0, 0].tolist() == [1, 0, 0, 1, 2, 3, 3, 2]

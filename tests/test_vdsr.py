@@ -31,7 +31,8 @@ def test_architecture():
     up = VDSR(upscale=3)
     with torch.no_grad():
         up.output.weight.zero_()
-    assert torch.allclose(up(x), imresize(x[0], 3)[None])  # bicubic input at upscale > 1
+    # bicubic input at upscale > 1: basicsr's imresize, to the float32 rounding of its x3 weights
+    assert (up(x) - imresize(x[0], 3)[None]).abs().max() <= 2e-6
     assert VDSR(widths=[8, 4, 6]).widths == [8, 4, 6]
 
 

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.reparam.bicubic import RADIUS, bicubic_upsample_kernel, symmetric_pad
+
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
@@ -49,3 +51,22 @@ class TrimmedShuffleNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pixel_shuffle(self.backbone(x)[:, :self.out_channels], self.upscale)
+
+
+class BicubicUpsample(nn.Module):
+    """MATLAB bicubic upsampling (imresize) by an integer factor, as a depthwise conv and PixelShuffle.
+
+    Equal to basicsr's `imresize` to float rounding (tests/test_reparam.py), but one conv instead of a Python
+    loop over rows: it runs on any device, in any dtype, and exports to ONNX and TFLite.
+    """
+
+    def __init__(self, upscale: int) -> None:
+        super().__init__()
+        self.upscale = upscale
+        self.register_buffer('kernel', bicubic_upsample_kernel(upscale).float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        kernel = self.kernel.to(x.dtype).repeat(channels, 1, 1, 1)
+        out = F.conv2d(symmetric_pad(x, RADIUS), kernel, groups=channels)
+        return F.pixel_shuffle(out, self.upscale)

@@ -1,6 +1,6 @@
 """VDSR: 20 bias-free 3×3 convs with ReLU on the bicubic-upsampled Y channel, plus a global residual.
 
-`upscale` > 1 bicubic-upsamples the input first (MATLAB-style, basicsr's imresize), so the model runs on
+`upscale` > 1 bicubic-upsamples the input first (MATLAB-style imresize, as a fixed conv), so the model runs on
 ordinary LR test sets; training feeds already-upsampled patches with upscale 1, which is how one model
 serves x2, x3 and x4. `widths` gives each hidden layer's width, which filter pruning makes uneven.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 
 import torch
-from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.shared import BicubicUpsample
 from core.errors import UserError
 
 DEFAULT_WIDTHS = [64] * 19  # the input conv and 18 middle convs
@@ -39,6 +39,7 @@ class VDSR(nn.Module):
         if len(widths) < 1 or min(widths) < 1:
             raise UserError(f'VDSR widths must be positive, one per hidden layer (got {widths})')
         self.upscale = upscale
+        self.upsample = BicubicUpsample(upscale)
         self.input = nn.Conv2d(num_channels, widths[0], 3, padding=1, bias=False)
         self.residual_layer = nn.Sequential(*(ConvReLU(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)))
         self.output = nn.Conv2d(widths[-1], num_channels, 3, padding=1, bias=False)
@@ -55,10 +56,6 @@ class VDSR(nn.Module):
     @property
     def widths(self) -> list[int]:
         return [conv.out_channels for conv in self.hidden_convs]
-
-    def upsample(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.stack([imresize(img, self.upscale) for img in x])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.upscale > 1:

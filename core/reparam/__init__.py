@@ -3,6 +3,7 @@
 Every converter in `core.converters` is built from these, and each is tested once in tests/test_reparam*.py.
 """
 
+from core.reparam.bicubic import bicubic_phase_taps, bicubic_upsample_kernel, symmetric_pad
 from core.reparam.branches import (
     compose_1x1_depthwise,
     compose_1x1_kxk,
@@ -21,6 +22,8 @@ from core.reparam.streams import join_inputs, merge_dual_stream, stack_outputs
 
 __all__ = [
     'Conv',
+    'bicubic_phase_taps',
+    'bicubic_upsample_kernel',
     'carry_hidden_layers',
     'clamp_tail',
     'compose_1x1_depthwise',
@@ -42,6 +45,7 @@ __all__ = [
     'stack_outputs',
     'stepwise_shuffle_order',
     'sum_convs',
+    'symmetric_pad',
     'to_stepwise_shuffle',
     'unit_clip_conv',
 ]
