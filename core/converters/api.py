@@ -79,23 +79,25 @@ def _network_from_opt(opt_path: str) -> tuple[str, dict]:
     return network['type'], args
 
 
-def resolve_architecture(state: dict, meta: dict, opt_path: str | None, path: str = '') -> tuple[str, dict]:
+def resolve_architecture(state: dict, meta: dict, opt_path: str | None, path: str = '',
+                         opt_over_meta: bool = True) -> tuple[str, dict]:
     """The architecture: from -opt if given, else the checkpoint's meta, else its file name (official eSR
-    files are named after their model id), else its keys and shapes."""
+    files are named after their model id), else its keys and shapes. With `opt_over_meta` False, the meta
+    wins over -opt (a converted checkpoint next to its training YAML)."""
+    if meta.get('arch') and not (opt_path is not None and opt_over_meta):
+        return meta['arch'], dict(meta.get('args', {}))
     if opt_path is not None:
         return _network_from_opt(opt_path)
-    if meta.get('arch'):
-        return meta['arch'], dict(meta.get('args', {}))
     if model_id := model_id_from_path(path):
         return 'EdgeSR', {'model_id': model_id}
     return detect_architecture(state)
 
 
-def load_network(input_path: str, opt_path: str | None = None,
-                 param_key: str | None = None) -> tuple[str, dict, nn.Module]:
+def load_network(input_path: str, opt_path: str | None = None, param_key: str | None = None,
+                 opt_over_meta: bool = True) -> tuple[str, dict, nn.Module]:
     """A checkpoint as a built network in eval mode, with the architecture and arguments it was built from."""
     state, meta = load_checkpoint(input_path, param_key=param_key)
-    arch, args = resolve_architecture(state, meta, opt_path, input_path)
+    arch, args = resolve_architecture(state, meta, opt_path, input_path, opt_over_meta)
     check_registered({'network_g': {'type': arch, **args}})
     try:
         net = build_network({'type': arch, **args})

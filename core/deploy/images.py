@@ -36,7 +36,12 @@ class Picture:
 def read_picture(path: str) -> Picture:
     """Any 8- or 16-bit gray, BGR or BGRA file; a file that cannot be decoded is a UserError naming it."""
     data = np.fromfile(path, dtype=np.uint8) if osp.isfile(path) else None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line replaces libpng's warning
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if img is None:
         raise UserError(f'{path} is not a readable image (missing, empty or truncated); replace or remove it')
     if img.dtype not in (np.uint8, np.uint16):

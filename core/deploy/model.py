@@ -53,8 +53,12 @@ def deploy_model(net: nn.Module, arch: str, args: dict, origin: str) -> DeployMo
 
 def load_deploy_model(path: str, opt_path: str | None = None, param_key: str | None = None,
                       tolerance: float = 1e-5) -> DeployModel:
-    """The deployable network of a checkpoint; training forms are converted and verified first."""
-    arch, args, net = load_network(path, opt_path, param_key)
+    """The deployable network of a checkpoint; training forms are converted and verified first.
+
+    `opt_path` describes only a checkpoint that cannot describe itself (no meta), so a converted checkpoint can
+    be passed with its training YAML (which then only supplies calibration data).
+    """
+    arch, args, net = load_network(path, opt_path, param_key, opt_over_meta=False)
     if not is_training_form(arch):
         return deploy_model(net, arch, args, f'{arch} as stored in {path}')
     target_arch, target_args, target, diff = convert_verified(net, arch, tolerance=tolerance)
