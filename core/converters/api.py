@@ -98,12 +98,15 @@ def load_network(input_path: str, opt_path: str | None = None, param_key: str | 
     """A checkpoint as a built network in eval mode, with the architecture and arguments it was built from."""
     state, meta = load_checkpoint(input_path, param_key=param_key)
     arch, args = resolve_architecture(state, meta, opt_path, input_path, opt_over_meta)
-    check_registered({'network_g': {'type': arch, **args}})
     try:
-        net = build_network({'type': arch, **args})
-    except TypeError as err:  # a detector that knows the family but cannot read every size from the weights
-        raise UserError(f'{input_path} looks like {arch} but its arguments cannot be read from the weights ({err}); '
-                        'pass -opt with a YAML whose network_g describes it') from None
+        check_registered({'network_g': {'type': arch, **args}})
+    except UserError:
+        if meta.get('arch') or opt_path is not None:
+            raise
+        # a detector that knows the family but cannot read every size from the weights
+        raise UserError(f'{input_path} looks like a raw {arch} checkpoint, but not all of its arguments can be '
+                        'read from the weights; pass -opt with a YAML whose network_g describes it') from None
+    net = build_network({'type': arch, **args})
     load_into(net, state, source=input_path)
     return arch, args, net.eval()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import warnings
 
 import numpy as np
@@ -60,11 +61,26 @@ def _pixel_shuffle_as_reshape(x, upscale_factor: int):
     return op.Reshape(moved, op.Concat(n, out_c, op.Mul(h, s), op.Mul(w, s), axis=0))
 
 
-def _export_error(err: Exception, arch: str) -> UserError:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    culprit = next((line for line in lines if 'aten' in line or 'Unsupported' in line), lines[0] if lines else '')
-    return UserError(f'{arch} cannot be exported to ONNX: {type(err).__name__}: {culprit[:300]}; '
-                     'only its deployable form exports (convert it first with converter.py)')
+def _export_error(err: Exception, program, arch: str) -> UserError:
+    """One line naming the op the exporter could not translate and, when the graph knows it, the layer."""
+    text = str(err)
+    found = re.search(r"op='([\w.]+)'", text) or re.search(r'target=torch\.ops\.([\w.]+)', text)
+    if found is None:
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)
+        return UserError(f'{arch} cannot be exported to ONNX: {first[:300]}')
+    op = found.group(1).removesuffix('.default')
+    short = op.split('.')[-1]
+    layer = ''
+    for node in program.graph.nodes if program is not None else []:
+        if node.op == 'call_function' and short in str(node.target):
+            stack = node.meta.get('nn_module_stack') or {}
+            path = next(reversed(stack.values()))[0] if stack else ''
+            layer = path.removeprefix('L__self__').strip('._').removeprefix('net').strip('._')  # our wrapper
+            break
+    layer = f'layer {layer}' if layer else f'{arch}.forward'
+
+    return UserError(f"{arch} cannot be exported to ONNX: op '{op}' (in {layer}) has no ONNX translation; "
+                     'replace that op in the network, or export its deployable form (converter.py)')
 
 
 def export_onnx(net: nn.Module, path: str, num_in_ch: int, meta: dict, nhwc_uint8: bool = False,
@@ -80,15 +96,17 @@ def export_onnx(net: nn.Module, path: str, num_in_ch: int, meta: dict, nhwc_uint
     dynamic = {'x': {axes[0]: torch.export.Dim('height', min=2, max=16384),
                      axes[1]: torch.export.Dim('width', min=2, max=16384)}}
     table = {torch.ops.aten.pixel_shuffle.default: _pixel_shuffle_as_reshape} if pixel_shuffle == 'reshape' else None
+    arch = meta.get('arch', type(net).__name__)
+    graph = None
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # it narrates every step
             warnings.simplefilter('ignore')
-            program = torch.onnx.export(wrapped, (example,), dynamo=True, opset_version=OPSET,
-                                        dynamic_shapes=dynamic, input_names=['lr'], output_names=['sr'],
-                                        custom_translation_table=table)
-    except Exception as err:  # the exporter raises many types; each becomes one line naming the op
-        raise _export_error(err, meta.get('arch', type(net).__name__)) from None
-    model = program.model_proto
+            graph = torch.export.export(wrapped, (example,), dynamic_shapes=dynamic)
+            onnx_program = torch.onnx.export(graph, dynamo=True, opset_version=OPSET, input_names=['lr'],
+                                             output_names=['sr'], custom_translation_table=table)
+    except Exception as err:  # the exporters raise many types; each becomes one line naming the op
+        raise _export_error(err, graph, arch) from None
+    model = onnx_program.model_proto
     onnx.helper.set_model_props(model, {ONNX_META_KEY: json.dumps(meta)})
     onnx.save_model(model, path, save_as_external_data=False)
 
