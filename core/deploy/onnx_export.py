@@ -93,8 +93,8 @@ def export_onnx(net: nn.Module, path: str, num_in_ch: int, meta: dict, nhwc_uint
     shape = (1, 16, 16, num_in_ch) if nhwc_uint8 else (1, num_in_ch, 16, 16)
     example = torch.zeros(shape, dtype=torch.uint8 if nhwc_uint8 else torch.float32)
     axes = (1, 2) if nhwc_uint8 else (2, 3)
-    dynamic = {'x': {axes[0]: torch.export.Dim('height', min=2, max=16384),
-                     axes[1]: torch.export.Dim('width', min=2, max=16384)}}
+    dynamic = {'x': {axes[0]: torch.export.Dim('height', min=4, max=16384),
+                     axes[1]: torch.export.Dim('width', min=4, max=16384)}}
     table = {torch.ops.aten.pixel_shuffle.default: _pixel_shuffle_as_reshape} if pixel_shuffle == 'reshape' else None
     arch = meta.get('arch', type(net).__name__)
     graph = None

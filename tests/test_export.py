@@ -1,0 +1,165 @@
+"""Export: ONNX round trips for every deployable family, real int8 TFLite, ORT int8, and the refusals."""
+
+from __future__ import annotations
+
+import builtins
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from basicsr.archs import build_network
+from test_deploy import DEPLOYABLE, deployable
+
+from conftest import perturb, run_repo_script, smooth_image, tiny_etds
+from core.checkpoint import save_checkpoint
+from core.deploy.export import check_image, export_model
+from core.deploy.onnx_export import export_onnx, onnx_difference
+from core.deploy.optional import require
+from core.deploy.runtimes import OnnxRuntime, TFLiteRuntime
+from core.deploy.tflite_export import operator_types, read_metadata
+from core.errors import UserError
+
+
+@pytest.mark.parametrize('arch', sorted(DEPLOYABLE))
+def test_onnx_round_trip_for_every_deployable_family(arch, tmp_path):
+    model = deployable(arch)
+    report = export_model(model, 'onnx', str(tmp_path / 'm.onnx'))
+    assert report.max_abs_diff <= 1e-5
+    runtime = OnnxRuntime(str(tmp_path / 'm.onnx'))
+    assert (runtime.scale, runtime.num_in_ch, runtime.meta['radius']) == (model.scale, model.num_in_ch,
+                                                                          DEPLOYABLE[arch][1])
+    x = np.random.default_rng(0).random((1, model.num_in_ch, 17, 22), dtype=np.float32)  # another size: dynamic
+    with torch.inference_mode():
+        assert np.abs(runtime(x) - model.net(torch.from_numpy(x)).numpy()).max() <= 1e-5
+
+
+def test_onnx_options_uint8_nhwc_and_reshape_lowering(tmp_path):
+    model = deployable('ETDSForInference')
+    x = check_image(3, (20, 24))
+    export_onnx(model.net, str(tmp_path / 'u8.onnx'), 3, {'arch': 'test'}, nhwc_uint8=True)
+    graph = onnx.load(str(tmp_path / 'u8.onnx')).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert graph.input[0].type.tensor_type.shape.dim[3].dim_value == 3  # N H W C
+    assert onnx_difference(model.net, str(tmp_path / 'u8.onnx'), x, nhwc_uint8=True) <= 0.5 / 255 + 1e-5
+    for lowering, present, absent in (('depth-to-space', 'DepthToSpace', 'Transpose'),
+                                      ('reshape', 'Transpose', 'DepthToSpace')):
+        export_onnx(model.net, str(tmp_path / 'f.onnx'), 3, {'arch': 'test'}, pixel_shuffle=lowering)
+        ops = {node.op_type for node in onnx.load(str(tmp_path / 'f.onnx')).graph.node}
+        assert present in ops and absent not in ops
+        assert onnx_difference(model.net, str(tmp_path / 'f.onnx'), x, nhwc_uint8=False) <= 1e-5
+
+
+def _calibration(num_in_ch: int, size: tuple[int, int], count: int = 4) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.random((1, num_in_ch, *size), dtype=np.float32) for _ in range(count)]
+
+
+def test_tflite_fp32_and_real_int8(tmp_path):
+    model = deployable('ETDSForInference')
+    size = (16, 20)
+    fp32 = export_model(model, 'tflite', str(tmp_path / 'f.tflite'), size=size)
+    assert fp32.max_abs_diff <= 1e-5
+    int8 = export_model(model, 'tflite-int8', str(tmp_path / 'q.tflite'), size=size,
+                        calibration=_calibration(3, size))
+    assert int8.mean_abs_diff <= 0.02
+    ops = operator_types(str(tmp_path / 'q.tflite'))
+    convs = [op for op in ops if op.op == 'CONV_2D']
+    assert len(convs) == 7  # conv_first, 4 blocks, conv_last, conv_clip
+    for conv in convs:  # int8 activations and weights, int32 bias, int8 output: no float conv, no dequantize
+        assert conv.inputs == ('INT8', 'INT8', 'INT32') and conv.outputs == ('INT8',)
+    assert not any(op.op == 'DEQUANTIZE' for op in ops)
+    runtime = TFLiteRuntime(str(tmp_path / 'q.tflite'))
+    for edge in (runtime.input, runtime.output):  # pixels map exactly: q = u8 − 128
+        assert edge['dtype'] == np.int8
+        assert edge['quantization'] == (pytest.approx(1 / 255, rel=1e-7), -128)
+    assert runtime.fixed_size == size and runtime.scale == 4
+    assert read_metadata(str(tmp_path / 'q.tflite'))['radius'] == 6
+    assert read_metadata(str(tmp_path / 'f.tflite'))['format'] == 'tflite'
+
+
+def test_onnx_int8_is_qdq_and_close_to_fp32(tmp_path):
+    model = deployable('Plain')
+    report = export_model(model, 'onnx-int8', str(tmp_path / 'q.onnx'), calibration=_calibration(3, (24, 24)))
+    ops = [node.op_type for node in onnx.load(str(tmp_path / 'q.onnx')).graph.node]
+    assert ops.count('QuantizeLinear') >= 4 and 'Conv' in ops
+    assert report.mean_abs_diff <= 0.02 and report.max_abs_diff > 0  # quantized, and still close
+
+
+def test_failed_check_writes_nothing(tmp_path):
+    model = deployable('ETDSForInference')
+    with pytest.raises(UserError, match='was not written'):
+        export_model(model, 'tflite-int8', str(tmp_path / 'q.tflite'), size=(16, 20),
+                     calibration=_calibration(3, (16, 20)), int8_tolerance=1e-9)
+    with pytest.raises(UserError, match='was not written'):
+        export_model(model, 'onnx', str(tmp_path / 'f.onnx'), tolerance=-1.0)  # no file can pass
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary left behind
+
+
+def test_unexportable_op_is_named_with_its_layer(tmp_path):
+    class Zeta(torch.nn.Module):
+        def forward(self, y: torch.Tensor) -> torch.Tensor:
+            return torch.special.zeta(y.abs() + 2, torch.ones_like(y))
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, padding=1), Zeta(), torch.nn.PixelShuffle(2))
+    with pytest.raises(UserError, match=r"op 'prims.zeta' \(in layer 1\) has no ONNX translation"):
+        export_onnx(net, str(tmp_path / 'z.onnx'), 3, {'arch': 'Zeta'})
+
+
+def test_missing_optional_package_names_the_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_litert(name, *args, **kwargs):
+        if name.startswith('litert_torch'):
+            raise ImportError(f"No module named '{name}'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, '__import__', no_litert)
+    monkeypatch.delitem(__import__('sys').modules, 'litert_torch', raising=False)
+    with pytest.raises(UserError, match=r"litert-torch is not installed .*\[export\]"):
+        require('litert_torch', 'litert-torch')
+
+
+def _etds_checkpoint(tmp_path) -> str:
+    net = perturb(build_network(tiny_etds(2)), 0.05)
+    args = {k: v for k, v in tiny_etds(2).items() if k != 'type'}
+    save_checkpoint(str(tmp_path / 'etds.pth'), net.state_dict(), {'arch': 'ETDS', 'args': args})
+    return str(tmp_path / 'etds.pth')
+
+
+def test_export_cli_end_to_end_with_evaluation(tmp_path):
+    from conftest import write_edsr_pairs
+
+    ckpt = _etds_checkpoint(tmp_path)
+    pairs = write_edsr_pairs(tmp_path / 'set', 2, [(24, 20), (18, 26)])
+    result = run_repo_script('scripts/export.py', '--model', ckpt, '--format', 'tflite-int8', '--output',
+                             str(tmp_path / 'e.tflite'), '--size', '12x16', '--calib',
+                             str(pairs / 'LR_bicubic' / 'X2'), '--calib-count', '3', '--eval-data', str(pairs))
+    assert result.returncode == 0, result.stderr
+    assert 'int8 check: 4 of 4 CONV_2D run on int8 tensors' in result.stdout  # first, 1 block, last, clip
+    assert 'set Y-PSNR: torch fp32' in result.stdout and 'tflite (e.tflite)' in result.stdout
+    upscaled = run_repo_script('scripts/upscale.py', '--model', str(tmp_path / 'e.tflite'), '--input',
+                               str(pairs / 'LR_bicubic' / 'X2'), '--output', str(tmp_path / 'up'))
+    assert upscaled.returncode == 0, upscaled.stderr  # a 12×16 file tiles 9×13 and 13×12 images
+    assert cv2.imread(str(tmp_path / 'up' / 'img1x2.png')).shape == (18, 26, 3)
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--format', 'onnx', '--output', '{tmp}/x.tflite'], 'writes a .onnx file'),
+    (['--format', 'onnx-int8', '--output', '{tmp}/x.onnx'], 'needs calibration images'),
+    (['--format', 'onnx', '--output', '{tmp}/etds.onnx', '--model', '{tmp}/etds.onnx'], 'is the input model'),
+    (['--format', 'tflite-int8', '--output', '{tmp}/x.tflite', '--calib', '{tmp}/empty'], 'holds no images'),
+    (['--format', 'tflite-int8', '--output', '{tmp}/x.tflite', '--calib', '{tmp}/gray'], 'only grayscale images'),
+])
+def test_export_cli_refuses_in_one_line(tmp_path, extra, message):
+    ckpt = _etds_checkpoint(tmp_path)
+    (tmp_path / 'etds.onnx').write_bytes(b'')
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'gray').mkdir()
+    cv2.imwrite(str(tmp_path / 'gray' / 'g.png'), cv2.cvtColor(smooth_image(16, 16, 0), cv2.COLOR_BGR2GRAY))
+    argv = ['--model', ckpt, '--size', '8x8'] + [a.format(tmp=tmp_path) for a in extra]
+    result = run_repo_script('scripts/export.py', *argv)
+    assert result.returncode == 2
+    assert message in result.stderr.strip().splitlines()[-1] and 'Traceback' not in result.stderr
+    assert not (tmp_path / 'x.onnx').exists() and not (tmp_path / 'x.tflite').exists()
