@@ -24,5 +24,10 @@ setup(
         'optuna>=3.6',
         'onnx>=1.15',
     ],
-    extras_require={'dev': ['pytest>=8', 'ruff>=0.6']},
+    extras_require={
+        # scripts/export.py, scripts/upscale.py --backend, scripts/benchmark_models.py; core.deploy.optional names it
+        'export': ['onnxruntime>=1.20', 'onnxscript>=0.5', 'litert-torch>=0.10', 'ai-edge-litert>=2.0',
+                   'torchao>=0.14', 'matplotlib>=3.8'],
+        'dev': ['pytest>=8', 'ruff>=0.6'],
+    },
 )
