@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +31,17 @@ SHAPE_ONLY_OPS = {'pixel_shuffle', 'alias', 'slice', 'view', 'reshape', 'permute
 
 
 @contextlib.contextmanager
-def quiet() -> None:
-    """litert-torch prints a progress tree for every conversion; keep it out of the user's terminal."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
+def quiet() -> Iterator[None]:
+    """litert-torch prints a progress tree and root-logger warnings for every conversion; keep them out of the
+    user's terminal (a failure still raises)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
 
 
 def litert_quantizer(is_qat: bool = False):
@@ -94,12 +102,10 @@ def convert_to_tflite(module: nn.Module, example: torch.Tensor, path: str, meta:
             pt2e_quantizer=quantizer)
     try:
         with quiet():
-            edge = litert_torch.convert(module, (example,), **kwargs)
+            litert_torch.convert(module, (example,), **kwargs).export(path)
     except Exception as err:  # the converter raises many types; each becomes one line
         first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise UserError(f'{meta.get("arch")} cannot be converted to TFLite: {first[:300]}') from None
-    with quiet():
-        edge.export(path)
     with open(path, 'rb') as handle:
         flatbuffer = add_metadata(handle.read(), META_NAME, json.dumps(meta).encode())
     with open(path, 'wb') as handle:

@@ -34,6 +34,13 @@ def bicubic_upsample_kernel(scale: int) -> torch.Tensor:
 
 
 def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """MATLAB's border rule for imresize: mirror with the edge pixel repeated (index −1 → 0, −2 → 1)."""
-    x = torch.cat([x[..., :pad, :].flip(-2), x, x[..., -pad:, :].flip(-2)], dim=-2)
-    return torch.cat([x[..., :pad].flip(-1), x, x[..., -pad:].flip(-1)], dim=-1)
+    """MATLAB's border rule for imresize: mirror with the edge pixel repeated (index −1 → 0, −2 → 1).
+
+    Built from one-pixel slices and a concatenation rather than `flip`, which some TFLite lowerings reject.
+    """
+    for dim in (-2, -1):
+        size = x.shape[dim]
+        before = [x.narrow(dim, i, 1) for i in reversed(range(pad))]
+        after = [x.narrow(dim, size - 1 - i, 1) for i in range(pad)]
+        x = torch.cat([*before, x, *after], dim=dim)
+    return x
