@@ -56,9 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f'name --output accordingly')
     if args.format == 'tflite' and args.nhwc_uint8:
         parser.error('--nhwc-uint8 is an ONNX option; tflite-int8 already takes int8 pixels (q = u8 - 128)')
-    if args.format.endswith('int8') and not (args.calib or args.opt):
-        parser.error(f'--format {args.format} needs calibration images: pass --calib FOLDER of LR images '
-                     'or -opt with the training YAML')
     if args.calib_count < 1:
         parser.error('--calib-count must be at least 1')
     if osp.exists(args.model) and osp.exists(args.output) and osp.samefile(args.model, args.output):
@@ -73,11 +70,15 @@ def main(args: argparse.Namespace) -> None:
     from core.deploy.export import export_model
     from core.deploy.model import load_deploy_model
     from core.deploy.tflite_export import operator_types
+    from core.errors import UserError
 
     model = load_deploy_model(args.model, args.opt)
     print(f'model: {model.origin}')
     calibration = None
-    if args.format.endswith('int8'):
+    if args.format.endswith('int8') and not (args.format == 'tflite-int8' and model.qat_graph is not None):
+        if not (args.calib or args.opt):
+            raise UserError(f'--format {args.format} needs calibration images: pass --calib FOLDER of LR images '
+                            'or -opt with the training YAML')
         folder = args.calib or calibration_folder_from_yaml(args.opt)
         size = args.size if args.format == 'tflite-int8' else ORT_CALIBRATION_SIZE
         calibration = calibration_patches(folder, size, args.calib_count, model.num_in_ch)

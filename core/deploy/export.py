@@ -21,6 +21,7 @@ from core.deploy.calibration import fit_to_size
 from core.deploy.model import DeployModel
 from core.deploy.onnx_export import export_onnx, onnx_difference
 from core.deploy.ort_quantization import quantize_onnx_static
+from core.deploy.qat import export_qat_tflite
 from core.deploy.receptive_field import receptive_radius
 from core.deploy.runtimes import OnnxRuntime, Runtime, TFLiteRuntime
 from core.deploy.staging import staged_file
@@ -69,7 +70,8 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
     """Write `output` in format `fmt` if its runtime reproduces the model; see the module docstring."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    if fmt.endswith('int8') and not calibration:
+    from_qat = fmt == 'tflite-int8' and model.qat_graph is not None  # QAT learned the ranges: no calibration
+    if fmt.endswith('int8') and not calibration and not from_qat:
         raise UserError(f'{fmt} needs calibration images: pass --calib FOLDER of LR images, or -opt train.yml')
     radius = receptive_radius(model.net, model.num_in_ch, model.scale)
     meta = export_meta(model, fmt, radius)
@@ -96,6 +98,8 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
             example = torch.from_numpy(x)
             if fmt == 'tflite':
                 convert_to_tflite(model.net.eval(), example, tmp, meta)
+            elif from_qat:
+                export_qat_tflite(model.qat_graph, example, tmp, meta)
             else:
                 quantized, quantizer = quantize_pt2e(model.net, example, calibration)
                 convert_to_tflite(quantized, example, tmp, meta, quantizer)

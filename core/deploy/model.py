@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from basicsr.archs import build_network
 from torch import nn
 
 from core.archs.shared import first_output
+from core.checkpoint import load_checkpoint
 from core.converters import convert_verified, load_network
 from core.converters.registry import CONVERTERS, TARGETS
 
@@ -25,6 +27,7 @@ class DeployModel:
     num_in_ch: int
     scale: int
     origin: str  # one line for the user: how the network was obtained
+    qat_graph: nn.Module | None = None  # the fake-quantized graph of a QAT checkpoint (net holds its float weights)
 
     @property
     def name(self) -> str:
@@ -51,6 +54,11 @@ def deploy_model(net: nn.Module, arch: str, args: dict, origin: str) -> DeployMo
     return DeployModel(net, arch, args, num_in_ch, scale, origin)
 
 
+def build_deployable(arch: str, args: dict, origin: str = 'freshly initialised') -> DeployModel:
+    """A deployable network from its type and arguments (benchmarks, tests)."""
+    return deploy_model(build_network({'type': arch, **args}), arch, args, origin)
+
+
 def load_deploy_model(path: str, opt_path: str | None = None, param_key: str | None = None,
                       tolerance: float = 1e-5) -> DeployModel:
     """The deployable network of a checkpoint; training forms are converted and verified first.
@@ -58,6 +66,16 @@ def load_deploy_model(path: str, opt_path: str | None = None, param_key: str | N
     `opt_path` describes only a checkpoint that cannot describe itself (no meta), so a converted checkpoint can
     be passed with its training YAML (which then only supplies calibration data).
     """
+    state, meta = load_checkpoint(path, param_key=param_key)
+    if meta.get('qat'):
+        from core.deploy.qat import float_weights, qat_network  # torchao only when a QAT checkpoint needs it
+
+        graph = qat_network(meta['arch'], meta['args'], state, path)
+        net = build_network({'type': meta['arch'], **meta['args']})
+        net.load_state_dict(float_weights(state, net))
+        model = deploy_model(net, meta['arch'], meta['args'], f"{meta['arch']} trained with QAT, from {path}")
+        model.qat_graph = graph
+        return model
     arch, args, net = load_network(path, opt_path, param_key, opt_over_meta=False)
     if not is_training_form(arch):
         return deploy_model(net, arch, args, f'{arch} as stored in {path}')

@@ -39,6 +39,7 @@ class ETDSModel(IRModel):
         return current_iter <= self.fixed_residual_model_iters
 
     def optimize_parameters(self, current_iter: int) -> None:
+        self.start_qat_if_due(current_iter)
         trainable = not self.residual_frozen(current_iter)
         for param in self.residual_params:
             param.requires_grad_(trainable)  # a parameter without a gradient is skipped by the optimizer

@@ -9,10 +9,13 @@ Every model of ours builds on this. Overrides, each for a named reason:
 - `get_optimizer`: any torch.optim class by name (basicsr 1.4.2 builds only Adam; VDSR trains with SGD).
 - `nondist_validation`: for Y-channel data (`color: y`) metrics stay on Y, and saved images are rebuilt in
   colour from the super-resolved Y and the LR image's CbCr upscaled with MATLAB bicubic.
+- quantization-aware training (`train: qat`, core.deploy.qat): at `start_iter` the network becomes its deploy
+  form with 8-bit fake quantization; checkpoints, resume and EMA follow it.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 from os import path as osp
@@ -36,6 +39,78 @@ from core.errors import UserError
 class IRModel(SRModel):
     """Single-image SR training and testing, with the plugin's checkpoint format."""
 
+    qat_options: dict | None = None  # train:qat, checked
+    qat_meta: dict | None = None  # set once the network is the fake-quantized deploy graph
+
+    def init_training_settings(self) -> None:
+        if self.opt['train'].get('qat') is not None:
+            from core.deploy.qat import check_qat_options
+
+            self.qat_options = check_qat_options(self.opt['train']['qat'])
+            if self.opt['dist']:
+                raise UserError('train:qat runs in one process; train without --launcher, or drop train:qat')
+        super().init_training_settings()
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.start_qat_if_due(current_iter)
+        super().optimize_parameters(current_iter)
+
+    def start_qat_if_due(self, current_iter: int) -> None:
+        """From train:qat:start_iter on, train the deploy form with 8-bit fake quantization (core.deploy.qat)."""
+        if self.qat_options is None or self.qat_meta is not None or current_iter < self.qat_options['start_iter']:
+            return
+        from core.deploy.qat import prepare_qat
+
+        network = self.opt['network_g']
+        arch, args, deploy = self._deploy_form(self.get_bare_model(self.net_g), network)
+        num_in_ch = next(m for m in deploy.modules() if isinstance(m, nn.Conv2d)).in_channels
+        self.net_g = self.model_to_device(prepare_qat(deploy.to(self.device), num_in_ch))
+        self.net_g.train()
+        if hasattr(self, 'net_g_ema'):
+            _, _, ema = self._deploy_form(self.net_g_ema, network)
+            self.net_g_ema = prepare_qat(ema.to(self.device), num_in_ch)
+            self.net_g_ema.eval()  # torchao's train/eval for exported graphs return None: no chaining
+        self.qat_meta = {'arch': arch, 'args': args, 'qat': self.qat_options}
+        self._rebind_optimizers()
+        get_root_logger().info(f'QAT from iteration {current_iter}: training {arch} with int8 fake quantization '
+                               '(per-channel weights, pixel-exact input/output).')
+
+    @staticmethod
+    def _deploy_form(net: nn.Module, network: dict) -> tuple[str, dict, nn.Module]:
+        """The deployable network QAT trains: a training form is folded first (verified, as converter.py does)."""
+        from core.converters import convert_verified
+        from core.deploy.model import is_training_form
+
+        arch, args = network['type'], {k: v for k, v in network.items() if k != 'type'}
+        if not is_training_form(arch):
+            return arch, args, copy.deepcopy(net)
+        target_arch, target_args, target, diff = convert_verified(net, arch)
+        get_root_logger().info(f'QAT: {arch} folded into {target_arch} (max abs difference {diff:.2g}).')
+        return target_arch, target_args, target
+
+    def _rebind_optimizers(self) -> None:
+        """New optimizers for the new parameters, keeping the learning rate and the schedule's position."""
+        optimizers, schedulers = [], []
+        for old in self.optimizers:
+            new = type(old)(self.get_bare_model(self.net_g).parameters(), **old.defaults)
+            for group, old_group in zip(new.param_groups, old.param_groups, strict=False):
+                group['lr'] = old_group['lr']
+                group['initial_lr'] = old_group.get('initial_lr', old_group['lr'])
+            optimizers.append(new)
+        for old, optimizer in zip(self.schedulers, optimizers, strict=True):
+            new = copy.copy(old)
+            new.optimizer = optimizer
+            schedulers.append(new)
+        self.optimizers, self.schedulers = optimizers, schedulers
+        self.optimizer_g = optimizers[0]
+
+    def model_ema(self, decay: float = 0.999) -> None:
+        super().model_ema(decay)
+        if self.qat_meta is not None:  # the fake-quant ranges are running statistics, not parameters: copy them
+            ema_buffers = dict(self.net_g_ema.named_buffers())
+            for name, buffer in self.get_bare_model(self.net_g).named_buffers():
+                ema_buffers[name].resize_(buffer.shape).copy_(buffer)  # per-channel ranges start with shape [1]
+
     def model_to_device(self, net: nn.Module) -> nn.Module:
         if self.opt['dist'] and self.device.type == 'cpu':
             net = net.to(self.device)
@@ -54,12 +129,27 @@ class IRModel(SRModel):
     def load_network(self, net: nn.Module, load_path: str, strict: bool = True,
                      param_key: str | None = 'params') -> None:
         net = self.get_bare_model(net)
-        state, _ = load_checkpoint(load_path, param_key=param_key)
+        state, meta = load_checkpoint(load_path, param_key=param_key)
+        if meta.get('qat'):
+            self._load_qat(net, state, meta, load_path)
+            return
         kept = load_into(net, state, source=load_path, strict=strict)
         logger = get_root_logger()
         logger.info(f'Loaded {type(net).__name__} from {load_path} [{param_key}].')
         if kept:
             logger.info(f'Not in {load_path} with this shape, so left at initialisation: {", ".join(kept)}')
+
+    def _load_qat(self, net: nn.Module, state: dict, meta: dict, load_path: str) -> None:
+        """A QAT checkpoint replaces the network it is loaded into by the fake-quantized graph it holds."""
+        from core.deploy.qat import qat_network
+
+        graph = qat_network(meta['arch'], meta['args'], state, load_path).to(self.device)
+        if net is getattr(self, 'net_g_ema', None):
+            self.net_g_ema = graph
+        else:
+            self.net_g = self.model_to_device(graph)
+        self.qat_meta = {'arch': meta['arch'], 'args': meta['args'], 'qat': meta['qat']}
+        get_root_logger().info(f"Loaded the QAT graph of {meta['arch']} from {load_path}.")
 
     def save(self, epoch: int, current_iter: int) -> None:
         if self.opt['rank'] != 0:
@@ -67,7 +157,10 @@ class IRModel(SRModel):
         label = 'latest' if current_iter == -1 else current_iter
         path = osp.join(self.opt['path']['models'], f'net_g_{label}.pth')
         ema = self.net_g_ema.state_dict() if hasattr(self, 'net_g_ema') else None
-        meta = network_meta(self.opt['network_g'], iter=current_iter, name=self.opt['name'])
+        network = self.opt['network_g'] if self.qat_meta is None else {'type': self.qat_meta['arch'],
+                                                                      **self.qat_meta['args']}
+        extra = {} if self.qat_meta is None else {'qat': self.qat_meta['qat']}
+        meta = network_meta(network, iter=current_iter, name=self.opt['name'], **extra)
         save_checkpoint(path, self.get_bare_model(self.net_g).state_dict(), meta, params_ema=ema)
         get_root_logger().info(f'Saved {path}')
         self.save_training_state(epoch, current_iter)

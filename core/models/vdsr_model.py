@@ -62,6 +62,7 @@ def sgd_steps(net: torch.nn.Module, dataset: torch.utils.data.Dataset, iters: in
 @MODEL_REGISTRY.register()
 class VDSRModel(IRModel):
     def optimize_parameters(self, current_iter: int) -> None:
+        self.start_qat_if_due(current_iter)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.output = self.net_g(self.lq)
         loss = self.cri_pix(self.output, self.gt)

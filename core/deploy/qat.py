@@ -1,0 +1,97 @@
+"""Quantization-aware training: the deployable network with 8-bit fake quantization, trained as it will run.
+
+`train: {qat: {weight_bits: 8, act_bits: 8, start_iter: N}}` in a training YAML switches the model at iteration N:
+a training form is first folded into its deploy form (the registered converter, verified), then captured with
+torch.export (dynamic batch, height and width) and prepared with torchao's PT2E QAT flow and the XNNPACK
+quantizer: per-channel symmetric int8 weights, int8 activations. The input and output fake-quantizers are fixed
+to pixels (scale 1/255, zero point −128), as the int8 TFLite file's edges are. litert's own quantizer cannot
+prepare a QAT graph, so it only tells litert-torch, at export, that the converted graph is int8.
+
+A QAT checkpoint stores the prepared graph's state (weights and fake-quant ranges) with meta
+`{'arch', 'args', 'qat'}`, so training resumes, test.py evaluates the fake-quantized model, and
+scripts/export.py writes the int8 TFLite without calibration.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import torch
+from basicsr.archs import build_network
+from torch import nn
+
+from core.deploy.optional import require
+from core.deploy.tflite_export import convert_to_tflite, edge_observers, litert_quantizer
+from core.errors import UserError
+
+QAT_DEFAULTS = {'weight_bits': 8, 'act_bits': 8, 'start_iter': 0}
+
+
+def check_qat_options(qat: Mapping) -> dict:
+    """The `train: qat` block, completed with defaults; only what the int8 deploy path can represent."""
+    unknown = sorted(set(qat) - set(QAT_DEFAULTS))
+    if unknown:
+        raise UserError(f"train:qat does not take {', '.join(unknown)}; it takes {', '.join(QAT_DEFAULTS)}")
+    options = {**QAT_DEFAULTS, **qat}
+    if options['weight_bits'] != 8 or options['act_bits'] != 8:
+        raise UserError(f"train:qat supports 8-bit weights and activations (int8 TFLite), not weight_bits "
+                        f"{options['weight_bits']} / act_bits {options['act_bits']}; set both to 8")
+    if not isinstance(options['start_iter'], int) or options['start_iter'] < 0:
+        raise UserError(f"train:qat:start_iter must be a whole number >= 0, got {options['start_iter']!r}")
+    return options
+
+
+def _fixed_pixel_fake_quant() -> nn.Module:
+    pt2e = require('torchao.quantization.pt2e', 'torchao')
+    observer = pt2e.FixedQParamsObserver.with_args(scale=1.0 / 255, zero_point=-128, dtype=torch.int8,
+                                                   quant_min=-128, quant_max=127)
+    return pt2e.FixedQParamsFakeQuantize(observer=observer)
+
+
+def prepare_qat(net: nn.Module, num_in_ch: int) -> torch.fx.GraphModule:
+    """The deploy network as a fake-quantized, trainable graph (train/eval work as on any module)."""
+    pt2e = require('torchao.quantization.pt2e', 'torchao')
+    quantize = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
+    xnnpack = require('torchao.testing.pt2e._xnnpack_quantizer', 'torchao')
+    quantizer = xnnpack.XNNPACKQuantizer().set_global(
+        xnnpack.get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
+    example = torch.rand(2, num_in_ch, 16, 16, device=next(net.parameters()).device)
+    dynamic = {'x': {0: torch.export.Dim('batch', min=1, max=4096), 2: torch.export.Dim('height', min=4, max=16384),
+                     3: torch.export.Dim('width', min=4, max=16384)}}
+    graph = torch.export.export(net, (example,), dynamic_shapes=dynamic).module()
+    prepared = quantize.prepare_qat_pt2e(graph, quantizer)
+    inputs, outputs = edge_observers(prepared)
+    for name in inputs + outputs:
+        setattr(prepared, name, _fixed_pixel_fake_quant().to(example.device))
+    pt2e.allow_exported_model_train_eval(prepared)
+    return prepared
+
+
+def qat_network(arch: str, args: dict, state: Mapping[str, torch.Tensor], source: str) -> torch.fx.GraphModule:
+    """A QAT checkpoint's graph, rebuilt and loaded (weights and fake-quant ranges)."""
+    net = build_network({'type': arch, **args})
+    num_in_ch = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
+    graph = prepare_qat(net, num_in_ch)
+    missing, unexpected = graph.load_state_dict(dict(state), strict=False)
+    if missing or unexpected:
+        first = (missing or unexpected)[0]
+        raise UserError(f"{source} is not a QAT checkpoint of {arch}: '{first}' does not fit; re-save it from "
+                        'training with train:qat')
+    graph.eval()  # torchao's eval for exported graphs returns None
+    return graph
+
+
+def float_weights(state: Mapping[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
+    """The plain weights inside a QAT state (for fp32 export of a QAT-trained model)."""
+    own = net.state_dict()
+    return {k: v for k, v in state.items() if k in own}
+
+
+def export_qat_tflite(graph: torch.fx.GraphModule, example: torch.Tensor, path: str, meta: dict) -> None:
+    """Convert the trained fake-quant graph to a real int8 TFLite file; no calibration: QAT learned the ranges."""
+    quantize = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
+    frozen = copy.deepcopy(graph)
+    frozen.eval()
+    converted = quantize.convert_pt2e(frozen, fold_quantize=False)
+    convert_to_tflite(converted, example, path, meta, quantizer=litert_quantizer())

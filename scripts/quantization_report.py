@@ -1,0 +1,46 @@
+"""fp32, post-training int8 and quantization-aware int8 side by side, each run in the LiteRT interpreter.
+
+python scripts/quantization_report.py --fp32 ETDS_x4_plain.pth --qat experiments/ETDS_x4_qat/models/net_g_latest.pth \
+    --calib datasets/DIV2K/DIV2K_train_LR_bicubic/X4_sub --eval-data datasets/benchmark/Set5
+
+The PTQ file is calibrated on --calib; the QAT file needs no calibration (QAT learned its ranges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--fp32', required=True, help='the fp32 model (any checkpoint the toolkit knows)')
+    parser.add_argument('--qat', default=None, help='the same model after QAT (train:qat), optional')
+    parser.add_argument('--eval-data', required=True, help='paired set, EDSR or BasicSR layout')
+    parser.add_argument('--calib', required=True, help='folder of LR images for the PTQ calibration')
+    parser.add_argument('--calib-count', type=int, default=16)
+    parser.add_argument('--size', default='360x640', help='TFLite input size HEIGHTxWIDTH (default 360x640)')
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r'[1-9]\d*x[1-9]\d*', args.size):
+        parser.error(f"--size '{args.size}' is not HEIGHTxWIDTH, e.g. 360x640")
+    args.size = tuple(int(v) for v in args.size.split('x'))
+    return args
+
+
+def main(args: argparse.Namespace) -> None:
+    import core  # noqa: F401
+    from core.deploy.calibration import calibration_patches
+    from core.deploy.evaluation import format_rows, quantization_rows
+    from core.deploy.model import load_deploy_model
+
+    fp32 = load_deploy_model(args.fp32)
+    qat = load_deploy_model(args.qat) if args.qat else None
+    calibration = calibration_patches(args.calib, args.size, args.calib_count, fp32.num_in_ch)
+    print(format_rows(quantization_rows(fp32, args.eval_data, calibration, args.size, qat), args.eval_data))
+
+
+if __name__ == '__main__':
+    parsed = parse_args()
+    from core.errors import run_cli
+
+    run_cli(lambda: main(parsed))
