@@ -15,6 +15,7 @@ scripts/export.py writes the int8 TFLite without calibration.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -53,9 +54,13 @@ def prepare_qat(net: nn.Module, num_in_ch: int) -> torch.fx.GraphModule:
     """The deploy network as a fake-quantized, trainable graph (train/eval work as on any module)."""
     pt2e = require('torchao.quantization.pt2e', 'torchao')
     quantize = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
+    # torchao keeps this copy of the XNNPACK quantizer only as a deprecated example (the maintained one moved to
+    # ExecuTorch, a large dependency for an annotation); it is the one that prepares QAT graphs litert can convert.
     xnnpack = require('torchao.testing.pt2e._xnnpack_quantizer', 'torchao')
-    quantizer = xnnpack.XNNPACKQuantizer().set_global(
-        xnnpack.get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='XNNPACKQuantizer is deprecated')
+        quantizer = xnnpack.XNNPACKQuantizer().set_global(
+            xnnpack.get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
     example = torch.rand(2, num_in_ch, 16, 16, device=next(net.parameters()).device)
     dynamic = {'x': {0: torch.export.Dim('batch', min=1, max=4096), 2: torch.export.Dim('height', min=4, max=16384),
                      3: torch.export.Dim('width', min=4, max=16384)}}

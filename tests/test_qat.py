@@ -1,0 +1,81 @@
+"""Quantization-aware training from YAML: the switch, checkpoints, resume, EMA and the int8 export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import training_opt, write_edsr_pairs, write_yaml
+from core.checkpoint import load_checkpoint
+from core.deploy.export import check_image, export_model
+from core.deploy.model import load_deploy_model
+from core.deploy.qat import check_qat_options
+from core.deploy.runtimes import TFLiteRuntime
+from core.deploy.tflite_export import operator_types
+from core.engine import train_pipeline
+from core.errors import UserError
+
+
+@pytest.mark.parametrize('qat, message', [
+    ({'weight_bits': 4}, 'supports 8-bit weights and activations'),
+    ({'start_iters': 3}, 'does not take start_iters'),
+    ({'start_iter': -1}, 'whole number >= 0'),
+])
+def test_qat_options_are_checked(qat, message):
+    with pytest.raises(UserError, match=message):
+        check_qat_options(qat)
+
+
+@pytest.fixture(scope='module')
+def qat_run(tmp_path_factory):
+    """A tiny ETDS trained 2 float iterations, then 3 with QAT (EMA on); checkpoints every 2 iterations."""
+    root = tmp_path_factory.mktemp('qat')
+    data = write_edsr_pairs(root / 'data', 2, [(32, 32), (40, 36), (36, 44)])
+    opt = training_opt(data, name='qat_tiny', total_iter=5, qat={'start_iter': 3})
+    opt['logger']['save_checkpoint_freq'] = 4
+    yml = write_yaml(root / 'qat.yml', opt)
+    experiment = train_pipeline(str(root), ['-opt', yml])
+    return root, yml, data, experiment
+
+
+def test_qat_checkpoint_is_the_deploy_form_with_ranges(qat_run):
+    _, _, _, experiment = qat_run
+    state, meta = load_checkpoint(f'{experiment}/models/net_g_latest.pth')
+    assert meta['arch'] == 'ETDSForInference' and meta['qat'] == {'weight_bits': 8, 'act_bits': 8, 'start_iter': 3}
+    assert 'conv_first.weight' in state and any('activation_post_process' in k for k in state)
+    model = load_deploy_model(f'{experiment}/models/net_g_latest.pth')
+    graph = model.qat_graph
+    scales = {name: m.scale.item() for name, m in graph.named_modules()
+              if type(m).__name__ == 'FixedQParamsFakeQuantize'}
+    assert len(scales) == 2 and all(s == pytest.approx(1 / 255) for s in scales.values())  # input and output
+
+
+def test_ema_follows_the_training_graph_ranges(qat_run):
+    _, _, _, experiment = qat_run
+    params, _ = load_checkpoint(f'{experiment}/models/net_g_latest.pth', param_key='params')
+    ema, _ = load_checkpoint(f'{experiment}/models/net_g_latest.pth', param_key='params_ema')
+    ranges = [k for k in params if k.endswith('.scale')]
+    assert ranges and all(torch.equal(params[k], ema[k]) for k in ranges)  # ranges copied, not averaged
+    assert not torch.equal(params['conv_first.weight'], ema['conv_first.weight'])  # weights averaged
+
+
+def test_qat_resumes_from_a_quantized_state(qat_run):
+    root, yml, _, experiment = qat_run
+    (root / 'experiments' / 'qat_tiny' / 'models' / 'net_g_latest.pth').unlink()
+    train_pipeline(str(root), ['-opt', yml, '--auto_resume'])  # from 4.state, a QAT state, to iteration 5
+    _, meta = load_checkpoint(f'{experiment}/models/net_g_latest.pth')
+    assert meta['qat']['start_iter'] == 3 and meta['arch'] == 'ETDSForInference'
+
+
+def test_qat_exports_real_int8_without_calibration(qat_run, tmp_path):
+    _, _, _, experiment = qat_run
+    model = load_deploy_model(f'{experiment}/models/net_g_latest.pth')
+    export_model(model, 'tflite-int8', str(tmp_path / 'q.tflite'), size=(12, 14))
+    convs = [op for op in operator_types(str(tmp_path / 'q.tflite')) if op.op == 'CONV_2D']
+    assert len(convs) == 4 and all(op.inputs == ('INT8', 'INT8', 'INT32') for op in convs)
+    x = check_image(3, (12, 14))
+    with torch.inference_mode():
+        fake = model.qat_graph(torch.from_numpy(x)).numpy()
+    real = TFLiteRuntime(str(tmp_path / 'q.tflite'))(x)
+    assert np.abs(real - fake).mean() <= 1 / 255  # the file runs what QAT trained, up to int8 rounding order
