@@ -3,9 +3,12 @@
 1. builds the demo data from scikit-image's bundled images (if absent),
 2. trains ETDS-M4C32 x4 for a few hundred iterations (configs/train/demo/ETDS_M4C32_x4_demo.yml),
 3. converts it exactly into the plain conv+ReLU ETDSForInference,
-4. tests the plain model and MATLAB-bicubic on the held-out images and prints Y-PSNR/SSIM side by side.
+4. tests the plain model and MATLAB-bicubic on the held-out images and prints Y-PSNR/SSIM side by side,
+5. ships it: ONNX, int8 TFLite after post-training quantization, and int8 TFLite after a short
+   quantization-aware fine-tune, each run by its own runtime on the held-out images (Y-PSNR beside fp32),
+   and one side-by-side picture (bicubic | int8 model on the phone runtime | ground truth).
 
-`--benchmark ../shared/benchmarks/Set5` also evaluates both on a benchmark folder (EDSR or BasicSR layout).
+`--benchmark ../shared/benchmarks/Set5` also evaluates everything on a benchmark folder (EDSR or BasicSR layout).
 """
 
 import argparse
@@ -23,9 +26,14 @@ from core.engine import evaluate_pipeline, train_pipeline  # noqa: E402
 from core.errors import UserError, run_cli  # noqa: E402
 
 TRAIN_OPT = 'configs/train/demo/ETDS_M4C32_x4_demo.yml'
+QAT_OPT = 'configs/train/demo/ETDS_M4C32_x4_demo_qat.yml'
 TEST_OPT = 'configs/test/demo/ETDS_M4C32_x4_demo.yml'
 BICUBIC_OPT = 'configs/test/demo/Bicubic_x4_demo.yml'
 PLAIN_CKPT = 'experiments/ETDS_M4C32_x4_demo/models/net_g_latest_plain.pth'
+DEPLOY_DIR = 'experiments/ETDS_M4C32_x4_demo/deploy'
+VAL_DIR = 'datasets/demo/val'
+CALIB_DIR = 'datasets/demo/train/LR_bicubic/X4'
+TFLITE_SIZE = (60, 60)  # the demo's LR sub-images; held-out images are tiled through it
 
 
 def _evaluate(opt: str, benchmark: str | None) -> dict[str, dict[str, float]]:
@@ -37,10 +45,59 @@ def _evaluate(opt: str, benchmark: str | None) -> dict[str, dict[str, float]]:
     return results
 
 
+def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
+    """Export the demo model, quantize it twice (PTQ, QAT), and compare every file on its own runtime."""
+    from core.deploy.calibration import calibration_patches
+    from core.deploy.evaluation import runtime_forward
+    from core.deploy.export import export_model
+    from core.deploy.images import read_picture, write_image
+    from core.deploy.model import load_deploy_model
+    from core.deploy.receptive_field import receptive_radius
+    from core.deploy.runtimes import open_runtime
+    from core.deploy.upscaling import compare_strip, upscale_picture
+    from core.evaluation import y_psnr
+
+    fp32 = load_deploy_model(PLAIN_CKPT)
+    pad = receptive_radius(fp32.net, fp32.num_in_ch, fp32.scale)
+    calibration = calibration_patches(CALIB_DIR, TFLITE_SIZE, 16, fp32.num_in_ch)
+    files = {'onnx': osp.join(DEPLOY_DIR, 'etds_m4c32_x4.onnx'),
+             'ptq': osp.join(DEPLOY_DIR, 'etds_m4c32_x4_ptq_int8.tflite'),
+             'qat': osp.join(DEPLOY_DIR, 'etds_m4c32_x4_qat_int8.tflite')}
+    export_model(fp32, 'onnx', files['onnx'])
+    export_model(fp32, 'tflite-int8', files['ptq'], size=TFLITE_SIZE, calibration=calibration)
+    qat_argv = ['-opt', QAT_OPT] + (['--force_yml', f'train:total_iter={qat_iters}'] if qat_iters else [])
+    qat_experiment = train_pipeline(ROOT, qat_argv)
+    qat = load_deploy_model(osp.join(qat_experiment, 'models', 'net_g_latest.pth'))
+    export_model(qat, 'tflite-int8', files['qat'], size=TFLITE_SIZE)
+
+    sets = [VAL_DIR] + ([benchmark] if benchmark else [])
+    rows = [('fp32, PyTorch (ETDSForInference)', fp32.net), ('fp32, ONNX Runtime', files['onnx']),
+            ('int8 TFLite, post-training (PTQ)', files['ptq']), ('int8 TFLite, quantization-aware', files['qat'])]
+    names = ['demo_val' if s == VAL_DIR else osp.basename(osp.normpath(s)) for s in sets]
+    table = []
+    for label, what in rows:
+        forward = what if not isinstance(what, str) else runtime_forward(open_runtime(what), pad)
+        table.append((label, [y_psnr(forward, folder, fp32.scale) for folder in sets]))
+    print(f"\n{'shipped as (held-out Y-PSNR, dB)':<36}" + ''.join(f'{n:>12}' for n in names))
+    for i, (label, values) in enumerate(table):
+        deltas = '' if i == 0 else '   (' + ', '.join(
+            f'{v - r:+.3f}' for v, r in zip(values, table[0][1], strict=True)) + ')'
+        print(f"{label:<36}{''.join(f'{v:>12.3f}' for v in values)}{deltas}")
+    lr = osp.join(VAL_DIR, 'LR_bicubic', 'X4', 'chelseax4.png')
+    picture = read_picture(lr)
+    result = upscale_picture(picture, open_runtime(files['qat']), None, pad)
+    strip = osp.join(DEPLOY_DIR, 'chelsea_compare.png')
+    write_image(compare_strip(picture, result, 4, osp.join(VAL_DIR, 'HR', 'chelsea.png'), 'QAT int8 TFLite'),
+                strip)
+    print(f'\nExported to {DEPLOY_DIR}/; bicubic | QAT int8 TFLite | ground truth: {strip}')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iters', type=int, default=None, help='training iterations (default: the YAML, 1000)')
     parser.add_argument('--benchmark', default=None, help='also evaluate on this benchmark folder, e.g. Set5')
+    parser.add_argument('--qat-iters', type=int, default=None, help='QAT fine-tune iterations (default: the YAML, 150)')
+    parser.add_argument('--no-deploy', action='store_true', help='stop after the float model (no export, no QAT)')
     args = parser.parse_args()
     os.chdir(ROOT)  # the YAMLs name datasets/ and experiments/ relative to the repository
     if args.benchmark and not osp.isdir(args.benchmark):
@@ -65,6 +122,8 @@ def main() -> None:
         gain = plain[dataset]['psnr'] - bicubic[dataset]['psnr']
         print(f"{dataset:<12}{'gain over bicubic':<28}{gain:>+12.3f}")
     print('\nSuper-resolved held-out images: experiments/results/ETDS_M4C32_x4_demo_plain/visualization/')
+    if not args.no_deploy:
+        _deploy(args.benchmark, args.qat_iters)
 
 
 if __name__ == '__main__':

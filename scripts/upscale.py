@@ -82,24 +82,6 @@ def _output_path(args: argparse.Namespace, image: str, tag: str = '') -> str:
     return osp.join(args.output, f'{osp.splitext(osp.basename(image))[0]}{args.suffix}{tag}.png')
 
 
-def _compare_strip(picture, result, scale: int, gt_path: str | None):
-    """bicubic | model | ground truth (cropped to the output size), side by side as 8-bit BGR."""
-    import numpy as np
-
-    from core.deploy.images import Picture, picture_to_array, read_picture
-    from core.deploy.upscaling import bicubic
-
-    height, width = result.size
-    panels = [Picture(np.clip(bicubic(picture.bgr, scale), 0, 1), None, False, 255),
-              Picture(result.bgr, None, False, 255)]
-    if gt_path is not None:
-        gt = read_picture(gt_path)
-        panels.append(Picture(gt.bgr[:height, :width], None, False, 255))
-    arrays = [picture_to_array(p) for p in panels]
-    arrays = [np.pad(a, ((0, height - a.shape[0]), (0, width - a.shape[1]), (0, 0))) for a in arrays]
-    return np.concatenate(arrays, axis=1)
-
-
 def main(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -108,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
     import core  # noqa: F401  (registers the archs and converters)
     from core.deploy.images import list_images, picture_to_array, read_picture, write_image
     from core.deploy.tiling import check_tile, fixed_size_tile
-    from core.deploy.upscaling import tiles_per_image, upscale_picture
+    from core.deploy.upscaling import compare_strip, tiles_per_image, upscale_picture
     from core.errors import UserError
 
     images = list_images(args.input)
@@ -142,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
                 gt = osp.join(args.gt, osp.basename(image)) if args.gt else None
                 if gt is not None and not osp.isfile(gt):
                     raise UserError(f'--gt has no {osp.basename(image)}; name ground-truth files like the inputs')
-                write_image(_compare_strip(picture, result, runtime.scale, gt), _output_path(args, image, '_compare'))
+                write_image(compare_strip(picture, result, runtime.scale, gt), _output_path(args, image, '_compare'))
     written = len(images) - len(failed)
     print(f'wrote {written} image(s) to {args.output}')
     for reason in failed:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 from basicsr.utils import bgr2ycbcr, ycbcr2bgr
 from basicsr.utils.matlab_functions import imresize
 
-from core.deploy.images import Picture
+from core.deploy.images import Picture, picture_to_array, read_picture
 from core.deploy.runtimes import Runtime
 from core.deploy.tiling import tiled_forward
 
@@ -49,3 +50,21 @@ def tiles_per_image(height: int, width: int, tile: tuple[int, int] | None) -> in
     if tile is None:
         return 1
     return -(-height // tile[0]) * -(-width // tile[1])
+
+
+def compare_strip(picture: Picture, result: Picture, scale: int, gt_path: str | None = None,
+                  model_label: str = 'model') -> np.ndarray:
+    """bicubic | model | ground truth (cropped to the output size), side by side and labelled, as 8-bit BGR."""
+    height, width = result.size
+    panels = [('bicubic', Picture(np.clip(bicubic(picture.bgr, scale), 0, 1), None, False, 255)),
+              (model_label, Picture(result.bgr, None, False, 255))]
+    if gt_path is not None:
+        panels.append(('ground truth', Picture(read_picture(gt_path).bgr[:height, :width], None, False, 255)))
+    arrays = []
+    for label, panel in panels:
+        array = picture_to_array(panel)
+        array = np.ascontiguousarray(np.pad(array, ((0, height - array.shape[0]), (0, width - array.shape[1]), (0, 0))))
+        for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # outlined, readable on any image
+            cv2.putText(array, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, thickness, cv2.LINE_AA)
+        arrays.append(array)
+    return np.concatenate(arrays, axis=1)
