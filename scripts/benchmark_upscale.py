@@ -40,19 +40,19 @@ def main() -> None:
     import cv2
     import numpy as np
     import torch
-    from basicsr.archs import build_network
     from skimage import data
 
     import core  # noqa: F401
     from core.checkpoint import save_checkpoint
     from core.deploy.benchmarking import cpu_description
+    from core.deploy.model import build_deployable
 
     machine = cpu_description()
     print(f"CPU: {machine['model']}; " + ', '.join(f'{f}={"yes" if on else "no"}' for f, on in machine['isa'].items()))
     with tempfile.TemporaryDirectory() as folder:
         args_etds = dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4, num_feat=32, num_residual_feat=3)
         torch.manual_seed(0)
-        net = build_network({'type': 'ETDS', **args_etds})
+        net = build_deployable('ETDS', args_etds).net  # the training form: upscale.py converts it on load
         ckpt = osp.join(folder, 'etds.pth')
         save_checkpoint(ckpt, net.state_dict(), {'arch': 'ETDS', 'args': args_etds})
         image = cv2.resize(data.astronaut()[..., ::-1], (width, height), interpolation=cv2.INTER_AREA)

@@ -39,11 +39,9 @@ def upscale_picture(picture: Picture, runtime: Runtime, tile: tuple[int, int] | 
         cbcr = bicubic(ycbcr[..., 1:], scale)
         bgr = ycbcr2bgr(np.concatenate([np.clip(y, 0, 1), cbcr], axis=2).astype(np.float32))
     else:
-        rgb = run_on_image(runtime, picture.bgr[..., ::-1], tile, pad, on_tile)
-        bgr = rgb[..., ::-1]
+        bgr = run_on_image(runtime, picture.bgr[..., ::-1], tile, pad, on_tile)[..., ::-1]  # views, no copies
     alpha = None if picture.alpha is None else bicubic(picture.alpha, scale)
-    return Picture(np.ascontiguousarray(np.clip(bgr, 0, 1), dtype=np.float32), alpha, picture.gray,
-                   picture.max_value)
+    return Picture(np.clip(bgr, 0, 1).astype(np.float32, copy=False), alpha, picture.gray, picture.max_value)
 
 
 def tiles_per_image(height: int, width: int, tile: tuple[int, int] | None) -> int:
