@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--rounds', type=int, default=5, help='timed rounds after one warm-up (default 5)')
     parser.add_argument('--threads', type=int, default=2, help='threads for every backend (default 2)')
     parser.add_argument('--output-dir', default=osp.join(ROOT, 'docs', 'benchmarks'))
+    parser.add_argument('--render', default=None, metavar='JSON',
+                        help='redraw the table and plot from an earlier models.json (PSNR figures from the current '
+                             'table) without measuring')
     parser.add_argument('--one', default=None, help=argparse.SUPPRESS)  # internal: measure one model, print JSON
     args = parser.parse_args(argv)
     try:
@@ -151,8 +154,9 @@ def markdown_table(results: list[dict], machine: dict) -> str:
              'interleaved rounds); in brackets, the fraction of the fp32 GEMM peak measured in the same process: '
              f'the faster of two 2048² GEMMs (medians over the processes, GFLOP/s: {peaks}). '
              'int8 columns are not counted against the fp32 peak.', '',
-             '| model | params | GMACs | peak RSS (MB) | ' + ' | '.join(BACKENDS) + ' | best fp32 | Set5 Y-PSNR |',
-             '| --- | ---: | ---: | ---: | ' + ' | '.join('---:' for _ in BACKENDS) + ' | --- | --- |']
+             '| model | params | GMACs | peak RSS (MB) | ' + ' | '.join(BACKENDS)
+             + ' | best fp32 | best fp32 vs torch.mm alone | Set5 Y-PSNR |',
+             '| --- | ---: | ---: | ---: | ' + ' | '.join('---:' for _ in BACKENDS) + ' | --- | ---: | --- |']
     for r in results:
         cells = []
         for backend in BACKENDS:
@@ -163,8 +167,9 @@ def markdown_table(results: list[dict], machine: dict) -> str:
             cells.append(f"{ms:.1f}" + ('' if backend.endswith('int8') else f" ({r['peak_fraction'][backend]:.2f})"))
         best = min(FP32, key=lambda b: r['latency_s'].get(b, float('inf')))
         psnr = f"{r['psnr']:.3f} ({r['psnr_source'].split(':')[0]})" if r['psnr'] else '—'
+        versus_mm = 2 * r['macs'] / r['latency_s'][best] / r['gemm_peaks_flops']['torch.mm']
         lines.append(f"| {r['name']} | {r['params']:,} | {r['macs'] / 1e9:.2f} | {r['peak_rss_mb']:.0f} | "
-                     + ' | '.join(cells) + f' | {best} | {psnr} |')
+                     + ' | '.join(cells) + f' | {best} | {versus_mm:.2f} | {psnr} |')
     notes = [f"- {r['name']}, {b}: {n}" for r in results for b, n in r['notes'].items()]
     if notes:
         lines += ['', 'Backends that could not run a model:', *notes]
@@ -173,29 +178,48 @@ def markdown_table(results: list[dict], machine: dict) -> str:
 
 def plot(results: list[dict], machine: dict, path: str) -> None:
     """Set5 Y-PSNR against the best fp32 latency, one marker per model with a figure, in the ETDS paper's manner."""
+    import math
+
     import matplotlib
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, scale in zip(axes, (4, 2), strict=True):
         for r in (r for r in results if r['scale'] == scale and r['psnr']):
             best = min(FP32, key=lambda b: r['latency_s'].get(b, float('inf')))
             ms = r['latency_s'][best] * 1000
-            marker = 'o' if r['psnr_source'].startswith('measured') else 's'
-            ax.scatter(ms, r['psnr'], s=30 + r['macs'] / 2e9, marker=marker)
-            ax.annotate(f"{r['name']}\n{r['psnr_source'].split(':')[0]}", (ms, r['psnr']), fontsize=7,
-                        xytext=(4, 4), textcoords='offset points')
+            measured = r['psnr_source'].startswith('measured')
+            ax.scatter(ms, r['psnr'], s=25 + 25 * math.log10(1 + r['macs'] / 1e9), marker='o' if measured else 's')
+            ax.annotate(f"{r['name']}, {best}\n{r['psnr_source'].split(':')[0]}", (ms, r['psnr']), fontsize=7,
+                        xytext=(5, -4), textcoords='offset points')
         ax.set_xscale('log')
-        ax.set_xlabel(f"best fp32 latency, ms ({results[0]['input'][0]}×{results[0]['input'][1]} LR input)")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.35, y=0.15)
+        ax.set_xlabel(f"best fp32 latency, ms ({results[0]['input'][0]}×{results[0]['input'][1]} LR input, log scale)")
         ax.set_ylabel('Set5 Y-PSNR (dB)')
         ax.set_title(f'x{scale}')
         ax.grid(alpha=0.3)
-    fig.suptitle(f"PSNR vs latency on {machine['model']} ({machine['threads']} threads); "
-                 'circles measured here, squares published', fontsize=9)
+    fig.suptitle(f"PSNR vs latency on {machine['model']} ({machine['threads']} threads); circles measured here, "
+                 'squares published; marker area grows with MACs', fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def write_outputs(results: list[dict], machine: dict, output_dir: str) -> str:
+    from core.deploy.staging import staged_file
+
+    table = markdown_table(results, machine)
+    with staged_file(osp.join(output_dir, 'models.json')) as tmp, open(tmp, 'w') as handle:
+        json.dump({'machine': machine, 'results': results}, handle, indent=1)
+    with staged_file(osp.join(output_dir, 'models.md')) as tmp, open(tmp, 'w') as handle:
+        handle.write(table)
+    with staged_file(osp.join(output_dir, 'psnr_vs_latency.png')) as tmp:
+        plot(results, machine, tmp)
+    return table
 
 
 def main() -> None:
@@ -206,9 +230,16 @@ def main() -> None:
     import torch
 
     import core  # noqa: F401
-    from core.deploy.benchmarking import cpu_description
-    from core.deploy.staging import staged_file
+    from core.deploy.benchmarking import SPECS, cpu_description
 
+    if args.render:
+        with open(args.render) as handle:
+            saved = json.load(handle)
+        psnr = {spec.name: (spec.psnr, spec.psnr_source) for spec in SPECS}
+        for r in saved['results']:
+            r['psnr'], r['psnr_source'] = psnr.get(r['name'], (r['psnr'], r['psnr_source']))
+        print(write_outputs(saved['results'], saved['machine'], args.output_dir))
+        return
     torch.set_num_threads(args.threads)
     machine = cpu_description()
     print(f"CPU: {machine['model']}; ISA flags: " + ', '.join(f'{f}={"yes" if on else "no"}'
@@ -216,14 +247,7 @@ def main() -> None:
     results = run_all(args)
     if not results:
         raise SystemExit('error: no model could be measured')
-    table = markdown_table(results, machine)
-    print('\n' + table)
-    with staged_file(osp.join(args.output_dir, 'models.json')) as tmp, open(tmp, 'w') as handle:
-        json.dump({'machine': machine, 'results': results}, handle, indent=1)
-    with staged_file(osp.join(args.output_dir, 'models.md')) as tmp, open(tmp, 'w') as handle:
-        handle.write(table)
-    with staged_file(osp.join(args.output_dir, 'psnr_vs_latency.png')) as tmp:
-        plot(results, machine, tmp)
+    print('\n' + write_outputs(results, machine, args.output_dir))
     print(f'wrote models.json, models.md and psnr_vs_latency.png to {args.output_dir}')
 
 

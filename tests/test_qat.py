@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_deploy import DEPLOYABLE, deployable
 
 from conftest import training_opt, write_edsr_pairs, write_yaml
 from core.checkpoint import load_checkpoint
 from core.deploy.export import check_image, export_model
-from core.deploy.model import load_deploy_model
-from core.deploy.qat import check_qat_options
+from core.deploy.model import build_deployable, load_deploy_model
+from core.deploy.qat import check_qat_options, export_qat_tflite, prepare_qat
 from core.deploy.runtimes import TFLiteRuntime
 from core.deploy.tflite_export import operator_types
 from core.engine import train_pipeline
@@ -79,3 +80,33 @@ def test_qat_exports_real_int8_without_calibration(qat_run, tmp_path):
         fake = model.qat_graph(torch.from_numpy(x)).numpy()
     real = TFLiteRuntime(str(tmp_path / 'q.tflite'))(x)
     assert np.abs(real - fake).mean() <= 1 / 255  # the file runs what QAT trained, up to int8 rounding order
+
+
+@pytest.mark.parametrize('arch', sorted(a for a in DEPLOYABLE if a != 'Bicubic'))  # Bicubic has no weights
+def test_every_deployable_family_trains_with_fake_quantization(arch):
+    model = deployable(arch)
+    graph = prepare_qat(model.net, model.num_in_ch)
+    x = torch.rand(2, model.num_in_ch, 12, 10, generator=torch.Generator().manual_seed(0))
+    out = graph(x)
+    assert out.shape == (2, model.num_in_ch if arch != 'EdgeSR' else 1, 12 * model.scale, 10 * model.scale)
+    out.abs().mean().backward()
+    grads = [p.grad for p in graph.parameters()]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_sesr_with_relu_is_the_reference_int8_case(tmp_path):
+    """The SESR paper's int8 path: collapsed SESR with ReLU, QAT, then a TFLite file whose convs are all int8."""
+    args = {'num_in_ch': 1, 'num_out_ch': 1, 'upscale': 2, 'm': 3, 'int_features': 8, 'relu_act': True}
+    model = build_deployable('SESRInference', args)
+    graph = prepare_qat(model.net, 1)
+    optimizer = torch.optim.Adam(graph.parameters(), 1e-3)
+    for _ in range(3):
+        optimizer.zero_grad()
+        graph(torch.rand(4, 1, 16, 16)).abs().mean().backward()
+        optimizer.step()
+    export_qat_tflite(graph, torch.rand(1, 1, 12, 12), str(tmp_path / 'sesr.tflite'), {'arch': 'SESRInference'})
+    ops = operator_types(str(tmp_path / 'sesr.tflite'))
+    convs = [op for op in ops if op.op in ('CONV_2D', 'DEPTHWISE_CONV_2D')]  # 1 input channel: depthwise
+    assert len(convs) == 5 and all(op.inputs == ('INT8', 'INT8', 'INT32') and op.outputs == ('INT8',) for op in convs)
+    assert [op.op for op in ops[-2:]] == ['DEQUANTIZE', 'RELU_0_TO_1']  # the final clamp is left in float

@@ -34,7 +34,7 @@ class ModelSpec:
 SPECS = [
     ModelSpec('ETDS-M4C32 x4', 'ETDSForInference', dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4,
                                                         num_feat=32, num_residual_feat=3),
-              29.594, 'measured: scripts/demo.py model (1000 CPU iterations, not paper training)'),
+              29.526, 'measured: the scripts/demo.py model (1000 CPU iterations, not paper training)'),
     ModelSpec('ECBSR-M4C16 x4 (ECBSRT)', 'ECBSRT', dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4,
                                                         num_feat=16, act_type='prelu')),
     ModelSpec('ECBSR-M4C16 x4 (ECBSRET)', 'ECBSRET', dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4,

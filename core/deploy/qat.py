@@ -61,7 +61,8 @@ def prepare_qat(net: nn.Module, num_in_ch: int) -> torch.fx.GraphModule:
         warnings.filterwarnings('ignore', message='XNNPACKQuantizer is deprecated')
         quantizer = xnnpack.XNNPACKQuantizer().set_global(
             xnnpack.get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
-    example = torch.rand(2, num_in_ch, 16, 16, device=next(net.parameters()).device)
+    device = next(iter([*net.parameters(), *net.buffers()]), torch.empty(0)).device
+    example = torch.rand(2, num_in_ch, 16, 16, device=device)
     dynamic = {'x': {0: torch.export.Dim('batch', min=1, max=4096), 2: torch.export.Dim('height', min=4, max=16384),
                      3: torch.export.Dim('width', min=4, max=16384)}}
     graph = torch.export.export(net, (example,), dynamic_shapes=dynamic).module()
