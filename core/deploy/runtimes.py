@@ -8,6 +8,7 @@ and evaluation do not care which runtime they drive.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from os import path as osp
 from typing import Protocol
@@ -20,7 +21,7 @@ from core.deploy.model import DeployModel, load_deploy_model
 from core.deploy.optional import require
 from core.errors import UserError
 
-ONNX_META_KEY = 'mobile_sr'  # metadata_props entry our exporter writes: scale, channels, layout, origin
+ONNX_META_KEY = 'mobile_sr'  # metadata_props entry our exporter writes: arch, args, scale, radius, ...
 
 
 class Runtime(Protocol):
@@ -36,8 +37,7 @@ class Runtime(Protocol):
 class TorchRuntime:
     model: DeployModel
     name: str = 'torch'
-    fixed_size: tuple[int, int] | None = None
-    threads: int | None = None
+    fixed_size: tuple[int, int] | None = None  # a PyTorch model takes any size
 
     @property
     def num_in_ch(self) -> int:
@@ -60,8 +60,8 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 class OnnxRuntime:
     path: str
     name: str = 'onnxruntime'
-    fixed_size: tuple[int, int] | None = None
-    meta: dict = field(default_factory=dict)
+    fixed_size: tuple[int, int] | None = None  # our ONNX files have dynamic height and width
+    meta: dict = field(init=False, default_factory=dict)  # what our exporter stored (ONNX_META_KEY)
 
     def __post_init__(self) -> None:
         ort = require('onnxruntime', 'onnxruntime')
@@ -96,7 +96,8 @@ class TFLiteRuntime:
 
     def __post_init__(self) -> None:
         interpreter_module = require('ai_edge_litert.interpreter', 'ai-edge-litert')
-        self.interpreter = interpreter_module.Interpreter(self.path, num_threads=self.threads)
+        threads = self.threads or os.cpu_count()  # LiteRT's own default may be one thread
+        self.interpreter = interpreter_module.Interpreter(self.path, num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
