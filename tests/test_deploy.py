@@ -205,3 +205,21 @@ def test_help_and_argument_errors_come_before_torch(script):
              'print("torch imported" if "torch" in sys.modules else "torch not imported")\n')
     result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().endswith('torch not imported') and 'usage:' in result.stdout
+
+
+def test_upscale_backends_show_the_same_image(tmp_path):
+    """--backend runs a .pth through a temporary ONNX or (fixed-size, tiled) TFLite export: same pixels."""
+    net = perturb(build_network(tiny_etds(2)), 0.05)
+    args = {k: v for k, v in tiny_etds(2).items() if k != 'type'}
+    save_checkpoint(str(tmp_path / 'etds.pth'), net.state_dict(), {'arch': 'ETDS', 'args': args})
+    _write(tmp_path / 'a.png', smooth_image(23, 30, 4))
+    images = {}
+    for backend in ('torch', 'onnxruntime', 'tflite'):
+        result = run_repo_script('scripts/upscale.py', '--model', str(tmp_path / 'etds.pth'), '--input',
+                                 str(tmp_path / 'a.png'), '--output', str(tmp_path / backend), '--backend', backend,
+                                 '--size', '16x16')
+        assert result.returncode == 0, result.stderr
+        images[backend] = cv2.imread(str(tmp_path / backend / 'a.png')).astype(int)
+    assert images['torch'].shape == (46, 60, 3)
+    for backend in ('onnxruntime', 'tflite'):  # float rounding may flip a pixel by one grey level
+        assert np.abs(images[backend] - images['torch']).max() <= 1
