@@ -101,8 +101,12 @@ def measure_one(name: str, size: tuple[int, int], rounds: int, threads: int) -> 
             except UserError as err:
                 result['notes'][backend] = str(err)
                 continue
-            runtime = OnnxRuntime(path) if fmt.startswith('onnx') else TFLiteRuntime(path, threads=threads)
-            runners[backend] = (lambda r: lambda: r(x))(runtime)
+            if fmt.startswith('onnx'):
+                runtime = OnnxRuntime(path)
+                runners[backend] = (lambda r: lambda: r(x))(runtime)
+            else:  # time what the device runs: its own (int8 or float) tensors in and out, no host conversion
+                runtime = TFLiteRuntime(path, threads=threads)
+                runners[backend] = (lambda r, v: lambda: r.invoke(v))(runtime, runtime.to_file_input(x))
             outputs[backend] = runtime(x)
         from core.deploy.benchmarking import interleaved_medians
 

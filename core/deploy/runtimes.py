@@ -105,17 +105,24 @@ class TFLiteRuntime:
         self.fixed_size = (height, width)
         self.scale = int(self.output['shape'][-1]) // width
 
+    def to_file_input(self, image: np.ndarray) -> np.ndarray:
+        """A 1×C×H×W float image in [0, 1] as the file's input tensor (int8 pixels for an int8 file)."""
+        if self.input['dtype'] == np.float32:
+            return image.astype(np.float32)
+        scale, zero_point = self.input['quantization']
+        info = np.iinfo(self.input['dtype'])
+        return np.clip(np.round(image / scale) + zero_point, info.min, info.max).astype(self.input['dtype'])
+
+    def invoke(self, value: np.ndarray) -> np.ndarray:
+        """What the device runs: the file's own input tensor in, its own output tensor out."""
+        self.interpreter.set_tensor(self.input['index'], value)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output['index'])
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         outputs = []
         for image in x:  # the file's batch size is 1
-            value = image[None]
-            if self.input['dtype'] != np.float32:
-                scale, zero_point = self.input['quantization']
-                info = np.iinfo(self.input['dtype'])
-                value = np.clip(np.round(value / scale) + zero_point, info.min, info.max)
-            self.interpreter.set_tensor(self.input['index'], value.astype(self.input['dtype']))
-            self.interpreter.invoke()
-            out = self.interpreter.get_tensor(self.output['index'])
+            out = self.invoke(self.to_file_input(image[None]))
             if self.output['dtype'] != np.float32:
                 scale, zero_point = self.output['quantization']
                 out = (out.astype(np.float32) - zero_point) * scale
