@@ -191,18 +191,22 @@ def plot(results: list[dict], machine: dict, path: str) -> None:
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, scale in zip(axes, (4, 2), strict=True):
+        latencies = []
         for r in (r for r in results if r['scale'] == scale and r['psnr']):
             best = min(FP32, key=lambda b: r['latency_s'].get(b, float('inf')))
             ms = r['latency_s'][best] * 1000
+            latencies.append(ms)
             measured = r['psnr_source'].startswith('measured')
             ax.scatter(ms, r['psnr'], s=25 + 25 * math.log10(1 + r['macs'] / 1e9), marker='o' if measured else 's')
             ax.annotate(f"{r['name']}, {best}\n{r['psnr_source'].split(':')[0]}", (ms, r['psnr']), fontsize=7,
                         xytext=(5, -4), textcoords='offset points')
         ax.set_xscale('log')
+        short_range = bool(latencies) and max(latencies) / min(latencies) < 100
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if short_range else (1.0,)))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.margins(x=0.35, y=0.15)
