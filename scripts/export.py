@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from os import path as osp
 
+# core.deploy.export.FORMATS, repeated here so that --help and argument errors need no torch import
 FORMATS = ('onnx', 'onnx-int8', 'tflite', 'tflite-int8')
 EXTENSIONS = {'onnx': '.onnx', 'onnx-int8': '.onnx', 'tflite': '.tflite', 'tflite-int8': '.tflite'}
 ORT_CALIBRATION_SIZE = (128, 128)  # ORT keeps every activation of every calibration patch in memory

@@ -21,6 +21,7 @@ from tqdm import tqdm
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import core  # noqa: E402,F401
+from core.data.layouts import image_files  # noqa: E402
 from core.data.preparation import (  # noqa: E402
     as_bgr,
     bicubic_downscale,
@@ -31,8 +32,6 @@ from core.data.preparation import (  # noqa: E402
     write_png,
 )
 from core.errors import UserError, run_cli  # noqa: E402
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
 
 def process_image(path: str, hr_dir: str, lr_dirs: dict[int, str], crop: int, step: int,
@@ -60,7 +59,7 @@ def prepare(input_dir: str, output_dir: str, scales: list[int], crop: int, step:
     bad = [s for s in scales if crop % s]
     if bad:
         raise UserError(f'--crop-size {crop} is not divisible by scale(s) {bad}; use a multiple of 12 such as 480')
-    images = sorted(osp.join(input_dir, n) for n in os.listdir(input_dir) if n.lower().endswith(IMAGE_EXTENSIONS))
+    images = image_files(input_dir)
     if not images:
         raise UserError(f'no images in {input_dir}')
     hr_final = osp.join(output_dir, 'DIV2K_train_HR_sub')

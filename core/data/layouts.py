@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from os import path as osp
 
 from core.errors import UserError
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def image_files(folder: str) -> list[str]:
+    """The image files directly in `folder`, sorted (by extension, case-insensitive)."""
+    return sorted(osp.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+
 
 PREPARE_HINT = ('build training data with scripts/prepare_div2k.py, or the demo data with '
                 'scripts/make_demo_data.py; see datasets/README.md')

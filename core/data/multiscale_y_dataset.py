@@ -8,7 +8,6 @@ images at `scale`. One model thus learns x2, x3 and x4 at once.
 
 from __future__ import annotations
 
-import os
 import random
 from os import path as osp
 
@@ -19,12 +18,10 @@ from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from core.data.layouts import PREPARE_HINT
+from core.data.layouts import PREPARE_HINT, image_files
 from core.data.paired_sr_dataset import random_augment
 from core.data.preparation import mod_crop
 from core.errors import UserError
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
 
 
 def degrade(y: np.ndarray, scale: int) -> np.ndarray:
@@ -44,7 +41,7 @@ class MultiScaleYDataset(data.Dataset):
         if not folder or not osp.isdir(folder):
             raise UserError(f"dataset '{opt.get('name')}': dataroot_gt {folder} is not a folder of HR images; "
                             + PREPARE_HINT)
-        self.paths = sorted(osp.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+        self.paths = image_files(folder)
         if not self.paths:
             raise UserError(f"dataset '{opt.get('name')}' has no images in {folder}; " + PREPARE_HINT)
         self.scales = [int(s) for s in opt.get('scales', [opt['scale']])]

@@ -6,17 +6,15 @@ is carried beside it so the result is written back in the same kind.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from os import path as osp
 
 import cv2
 import numpy as np
 
+from core.data.layouts import IMAGE_EXTENSIONS, image_files
 from core.deploy.staging import staged_file
 from core.errors import UserError
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 @dataclass
@@ -83,7 +81,7 @@ def list_images(path: str) -> list[str]:
     if osp.isfile(path):
         return [path]
     if osp.isdir(path):
-        found = sorted(osp.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+        found = image_files(path)
         if not found:
             raise UserError(f'{path} holds no images ({", ".join(IMAGE_EXTENSIONS)})')
         return found
