@@ -115,8 +115,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def interleaved_medians(runners: dict[str, Callable[[], object]], rounds: int,
-                        on_round: Callable[[], None] | None = None) -> dict[str, float]:
+def interleaved_medians(runners: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
     """Median seconds per runner: one warm-up call each, then `rounds` rounds that call every runner once."""
     for run in runners.values():
         run()
@@ -126,6 +125,4 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], rounds: int,
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-        if on_round is not None:
-            on_round()
     return {name: statistics.median(values) for name, values in times.items()}

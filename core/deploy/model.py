@@ -29,10 +29,6 @@ class DeployModel:
     origin: str  # one line for the user: how the network was obtained
     qat_graph: nn.Module | None = None  # the fake-quantized graph of a QAT checkpoint (net holds its float weights)
 
-    @property
-    def name(self) -> str:
-        return f'{self.arch} x{self.scale}'
-
 
 def is_training_form(arch: str) -> bool:
     """A network with a registered fold that is not itself some fold's output (ECBSRT is deployable as it is)."""

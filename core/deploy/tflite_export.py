@@ -44,9 +44,10 @@ def quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
-def litert_quantizer(is_qat: bool = False):
+def litert_quantizer():
+    """litert's own quantizer, per-channel symmetric int8 (it cannot prepare QAT graphs: core.deploy.qat)."""
     quantize = require('litert_torch.quantize.pt2e_quantizer', 'litert-torch')
-    config = quantize.get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat)
+    config = quantize.get_symmetric_quantization_config(is_per_channel=True)
     return quantize.PT2EQuantizer().set_global(config)
 
 
