@@ -85,7 +85,7 @@ def test_qat_exports_real_int8_without_calibration(qat_run, tmp_path):
 @pytest.mark.parametrize('arch', sorted(a for a in DEPLOYABLE if a != 'Bicubic'))  # Bicubic has no weights
 def test_every_deployable_family_trains_with_fake_quantization(arch):
     model = deployable(arch)
-    graph = prepare_qat(model.net, model.num_in_ch)
+    graph = prepare_qat(model.net)
     x = torch.rand(2, model.num_in_ch, 12, 10, generator=torch.Generator().manual_seed(0))
     out = graph(x)
     assert out.shape == (2, model.num_in_ch if arch != 'EdgeSR' else 1, 12 * model.scale, 10 * model.scale)
@@ -99,7 +99,7 @@ def test_sesr_with_relu_is_the_reference_int8_case(tmp_path):
     """The SESR paper's int8 path: collapsed SESR with ReLU, QAT, then a TFLite file whose convs are all int8."""
     args = {'num_in_ch': 1, 'num_out_ch': 1, 'upscale': 2, 'm': 3, 'int_features': 8, 'relu_act': True}
     model = build_deployable('SESRInference', args)
-    graph = prepare_qat(model.net, 1)
+    graph = prepare_qat(model.net)
     optimizer = torch.optim.Adam(graph.parameters(), 1e-3)
     for _ in range(3):
         optimizer.zero_grad()

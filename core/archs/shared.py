@@ -26,6 +26,12 @@ def et_width(num_feat: int, num_in_ch: int, multiple: int = 4) -> int:
     return round_up(num_feat + num_in_ch, multiple)
 
 
+def input_channels(net: nn.Module, default: int = 3) -> int:
+    """The channels a network takes: its first conv's input (`default` for weight-free nets such as Bicubic)."""
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    return default if conv is None else conv.in_channels
+
+
 def first_output(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """The super-resolved image of a network that may also return auxiliary outputs (training forms)."""
     return output[0] if isinstance(output, (tuple, list)) else output

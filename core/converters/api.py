@@ -13,6 +13,7 @@ from basicsr.archs import build_network
 from torch import nn
 
 from core.archs.esr_arch import model_id_from_path
+from core.archs.shared import input_channels
 from core.checkpoint import load_checkpoint, load_into, refuse_overwriting_input, save_checkpoint
 from core.converters.registry import Converter, ReferenceFn, detect_architecture, get_converter
 from core.errors import UserError
@@ -118,8 +119,7 @@ def convert_verified(source: nn.Module, source_arch: str, kind: str | None = Non
     converter = get_converter(source_arch, kind)
     check_options(converter, options)
     target_arch, target_args, target = convert_network(source, source_arch, converter.kind, **options)
-    num_in_ch = next(m for m in source.modules() if isinstance(m, nn.Conv2d)).in_channels
-    diff = verify(source, target, converter.reference, num_in_ch)
+    diff = verify(source, target, converter.reference, input_channels(source))
     if not diff <= tolerance:
         raise UserError(f'conversion is not exact: max abs difference {diff:.3g} > {tolerance:g}; '
                         'the checkpoint may not match its declared architecture')

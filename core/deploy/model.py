@@ -13,7 +13,7 @@ import torch
 from basicsr.archs import build_network
 from torch import nn
 
-from core.archs.shared import first_output
+from core.archs.shared import first_output, input_channels
 from core.checkpoint import load_checkpoint
 from core.converters import convert_verified, load_network
 from core.converters.registry import CONVERTERS, TARGETS
@@ -37,9 +37,8 @@ def is_training_form(arch: str) -> bool:
 
 @torch.no_grad()
 def input_channels_and_scale(net: nn.Module) -> tuple[int, int]:
-    """Input channels (of the first conv; 3 for weight-free nets) and the scale, measured on a small image."""
-    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
-    num_in_ch = conv.in_channels if conv is not None else 3
+    """Input channels and the scale, measured on a small image."""
+    num_in_ch = input_channels(net)
     out = first_output(net(torch.zeros(1, num_in_ch, 8, 8)))
     return num_in_ch, out.shape[-1] // 8
 

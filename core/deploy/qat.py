@@ -22,6 +22,7 @@ import torch
 from basicsr.archs import build_network
 from torch import nn
 
+from core.archs.shared import input_channels
 from core.deploy.optional import require
 from core.deploy.tflite_export import convert_to_tflite, edge_observers, litert_quantizer
 from core.errors import UserError
@@ -50,7 +51,7 @@ def _fixed_pixel_fake_quant() -> nn.Module:
     return pt2e.FixedQParamsFakeQuantize(observer=observer)
 
 
-def prepare_qat(net: nn.Module, num_in_ch: int) -> torch.fx.GraphModule:
+def prepare_qat(net: nn.Module) -> torch.fx.GraphModule:
     """The deploy network as a fake-quantized, trainable graph (train/eval work as on any module)."""
     pt2e = require('torchao.quantization.pt2e', 'torchao')
     quantize = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
@@ -62,7 +63,7 @@ def prepare_qat(net: nn.Module, num_in_ch: int) -> torch.fx.GraphModule:
         quantizer = xnnpack.XNNPACKQuantizer().set_global(
             xnnpack.get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
     device = next(iter([*net.parameters(), *net.buffers()]), torch.empty(0)).device
-    example = torch.rand(2, num_in_ch, 16, 16, device=device)
+    example = torch.rand(2, input_channels(net), 16, 16, device=device)
     dynamic = {'x': {0: torch.export.Dim('batch', min=1, max=4096), 2: torch.export.Dim('height', min=4, max=16384),
                      3: torch.export.Dim('width', min=4, max=16384)}}
     graph = torch.export.export(net, (example,), dynamic_shapes=dynamic).module()
@@ -76,9 +77,7 @@ def prepare_qat(net: nn.Module, num_in_ch: int) -> torch.fx.GraphModule:
 
 def qat_network(arch: str, args: dict, state: Mapping[str, torch.Tensor], source: str) -> torch.fx.GraphModule:
     """A QAT checkpoint's graph, rebuilt and loaded (weights and fake-quant ranges)."""
-    net = build_network({'type': arch, **args})
-    num_in_ch = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
-    graph = prepare_qat(net, num_in_ch)
+    graph = prepare_qat(build_network({'type': arch, **args}))
     missing, unexpected = graph.load_state_dict(dict(state), strict=False)
     if missing or unexpected:
         first = (missing or unexpected)[0]

@@ -63,12 +63,11 @@ class IRModel(SRModel):
 
         network = self.opt['network_g']
         arch, args, deploy = self._deploy_form(self.get_bare_model(self.net_g), network)
-        num_in_ch = next(m for m in deploy.modules() if isinstance(m, nn.Conv2d)).in_channels
-        self.net_g = self.model_to_device(prepare_qat(deploy.to(self.device), num_in_ch))
+        self.net_g = self.model_to_device(prepare_qat(deploy.to(self.device)))
         self.net_g.train()
         if hasattr(self, 'net_g_ema'):
             _, _, ema = self._deploy_form(self.net_g_ema, network)
-            self.net_g_ema = prepare_qat(ema.to(self.device), num_in_ch)
+            self.net_g_ema = prepare_qat(ema.to(self.device))
             self.net_g_ema.eval()  # torchao's train/eval for exported graphs return None: no chaining
         self.qat_meta = {'arch': arch, 'args': args, 'qat': self.qat_options}
         self._rebind_optimizers()
