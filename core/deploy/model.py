@@ -43,6 +43,15 @@ def input_channels_and_scale(net: nn.Module) -> tuple[int, int]:
     return num_in_ch, out.shape[-1] // 8
 
 
+def deploy_form(net: nn.Module, arch: str, args: dict,
+                tolerance: float = 1e-5) -> tuple[str, dict, nn.Module, float | None]:
+    """(arch, args, network, fold error): a training form folded by its converter and verified in float64, any
+    other network as it is (error None). What is deployed, exported or quantization-trained is always this."""
+    if not is_training_form(arch):
+        return arch, args, net, None
+    return convert_verified(net, arch, tolerance=tolerance)
+
+
 def deploy_model(net: nn.Module, arch: str, args: dict, origin: str) -> DeployModel:
     net = net.float().eval()
     num_in_ch, scale = input_channels_and_scale(net)
@@ -72,8 +81,7 @@ def load_deploy_model(path: str, opt_path: str | None = None, param_key: str | N
         model.qat_graph = graph
         return model
     arch, args, net = load_network(path, opt_path, param_key, opt_over_meta=False)
-    if not is_training_form(arch):
-        return deploy_model(net, arch, args, f'{arch} as stored in {path}')
-    target_arch, target_args, target, diff = convert_verified(net, arch, tolerance=tolerance)
-    return deploy_model(target, target_arch, target_args,
-                        f'{arch} converted to {target_arch} (max abs difference {diff:.2g}, float64 check)')
+    target_arch, target_args, target, diff = deploy_form(net, arch, args, tolerance)
+    origin = (f'{arch} as stored in {path}' if diff is None else
+              f'{arch} converted to {target_arch} (max abs difference {diff:.2g}, float64 check)')
+    return deploy_model(target, target_arch, target_args, origin)

@@ -76,15 +76,13 @@ class IRModel(SRModel):
 
     @staticmethod
     def _deploy_form(net: nn.Module, network: dict) -> tuple[str, dict, nn.Module]:
-        """The deployable network QAT trains: a training form is folded first (verified, as converter.py does)."""
-        from core.converters import convert_verified
-        from core.deploy.model import is_training_form
+        """The deployable network QAT trains (core.deploy.model.deploy_form), with the fold's error logged."""
+        from core.deploy.model import deploy_form
 
         arch, args = network['type'], {k: v for k, v in network.items() if k != 'type'}
-        if not is_training_form(arch):
-            return arch, args, copy.deepcopy(net)
-        target_arch, target_args, target, diff = convert_verified(net, arch)
-        get_root_logger().info(f'QAT: {arch} folded into {target_arch} (max abs difference {diff:.2g}).')
+        target_arch, target_args, target, diff = deploy_form(net, arch, args)
+        if diff is not None:
+            get_root_logger().info(f'QAT: {arch} folded into {target_arch} (max abs difference {diff:.2g}).')
         return target_arch, target_args, target
 
     def _rebind_optimizers(self) -> None:
