@@ -95,9 +95,12 @@ def resolve_architecture(state: dict, meta: dict, opt_path: str | None, path: st
 
 
 def load_network(input_path: str, opt_path: str | None = None, param_key: str | None = None,
-                 opt_over_meta: bool = True) -> tuple[str, dict, nn.Module]:
-    """A checkpoint as a built network in eval mode, with the architecture and arguments it was built from."""
-    state, meta = load_checkpoint(input_path, param_key=param_key)
+                 opt_over_meta: bool = True, loaded: tuple[dict, dict] | None = None) -> tuple[str, dict, nn.Module]:
+    """A checkpoint as a built network in eval mode, with the architecture and arguments it was built from.
+
+    `loaded`: the (state, meta) a caller already read from `input_path`, so the file is read once.
+    """
+    state, meta = loaded if loaded is not None else load_checkpoint(input_path, param_key=param_key)
     arch, args = resolve_architecture(state, meta, opt_path, input_path, opt_over_meta)
     try:
         check_registered({'network_g': {'type': arch, **args}})
@@ -135,7 +138,7 @@ def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None =
     state, meta = load_checkpoint(input_path, param_key=param_key)
     source_arch, _ = resolve_architecture(state, meta, opt_path, input_path)
     check_options(get_converter(source_arch, kind), options)  # before any work: a bad option fails at once
-    source_arch, source_args, source = load_network(input_path, opt_path, param_key)
+    source_arch, source_args, source = load_network(input_path, opt_path, param_key, loaded=(state, meta))
     target_arch, target_args, target, diff = convert_verified(source, source_arch, kind, tolerance, options)
     new_meta = {'arch': target_arch, 'args': target_args, 'max_abs_diff': diff,
                 'converted_from': {'arch': source_arch, 'args': source_args, 'file': osp.basename(input_path)}}

@@ -80,7 +80,7 @@ def load_deploy_model(path: str, opt_path: str | None = None, param_key: str | N
         model = deploy_model(net, meta['arch'], meta['args'], f"{meta['arch']} trained with QAT, from {path}")
         model.qat_graph = graph
         return model
-    arch, args, net = load_network(path, opt_path, param_key, opt_over_meta=False)
+    arch, args, net = load_network(path, opt_path, param_key, opt_over_meta=False, loaded=(state, meta))
     target_arch, target_args, target, diff = deploy_form(net, arch, args, tolerance)
     origin = (f'{arch} as stored in {path}' if diff is None else
               f'{arch} converted to {target_arch} (max abs difference {diff:.2g}, float64 check)')
