@@ -13,17 +13,17 @@
 
 import argparse
 import os
-import sys
 from os import path as osp
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import yaml
 
-import core  # noqa: E402,F401
-from core.converters import convert_checkpoint  # noqa: E402
-from core.data.demo_data import build_demo_data, demo_data_ready  # noqa: E402
-from core.engine import evaluate_pipeline, train_pipeline  # noqa: E402
-from core.errors import UserError, run_cli  # noqa: E402
+import core  # noqa: F401  (registers everything into basicsr)
+from core.converters import convert_checkpoint
+from core.data.demo_data import build_demo_data, demo_data_ready
+from core.engine import evaluate_pipeline, train_pipeline
+from core.errors import UserError, run_cli
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 TRAIN_OPT = 'configs/train/demo/ETDS_M4C32_x4_demo.yml'
 QAT_OPT = 'configs/train/demo/ETDS_M4C32_x4_demo_qat.yml'
@@ -36,13 +36,20 @@ CALIB_DIR = 'datasets/demo/train/LR_bicubic/X4'
 TFLITE_SIZE = (60, 60)  # the demo's LR sub-images; held-out images are tiled through it
 
 
-def _evaluate(opt: str, benchmark: str | None) -> dict[str, dict[str, float]]:
-    results = evaluate_pipeline(ROOT, ['-opt', opt])
+def evaluate(opt: str, benchmark: str | None, root: str = ROOT) -> tuple[dict[str, dict[str, float]], str]:
+    """Y-PSNR/SSIM of `opt` on its own test set and on `benchmark`, and where the first set's images went.
+
+    Each evaluation has its own run name: basicsr archives a results folder whose name is reused.
+    """
+    with open(opt) as handle:
+        run_name = yaml.safe_load(handle)['name']
+    results = evaluate_pipeline(root, ['-opt', opt])
     if benchmark:
         name = osp.basename(osp.normpath(benchmark))
-        override = [f'datasets:test_1:dataroot={benchmark}', f'datasets:test_1:name={name}', 'val:save_img=false']
-        results.update(evaluate_pipeline(ROOT, ['-opt', opt, '--force_yml', *override]))
-    return results
+        override = [f'name={run_name}_{name}', f'datasets:test_1:dataroot={benchmark}', f'datasets:test_1:name={name}',
+                    'val:save_img=false']
+        results.update(evaluate_pipeline(root, ['-opt', opt, '--force_yml', *override]))
+    return results, osp.join('experiments', 'results', run_name, 'visualization')
 
 
 def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
@@ -109,8 +116,8 @@ def main() -> None:
         train_argv += ['--force_yml', f'train:total_iter={args.iters}']
     experiment = train_pipeline(ROOT, train_argv)
     report = convert_checkpoint(osp.join(experiment, 'models', 'net_g_latest.pth'), PLAIN_CKPT)
-    bicubic = _evaluate(BICUBIC_OPT, args.benchmark)
-    plain = _evaluate(TEST_OPT, args.benchmark)
+    bicubic, _ = evaluate(BICUBIC_OPT, args.benchmark)
+    plain, pictures = evaluate(TEST_OPT, args.benchmark)
 
     print(f'\nConverted {report.source_arch} -> {report.target_arch}: max abs difference {report.max_abs_diff:.2g}; '
           f'wrote {report.output}')
@@ -121,7 +128,7 @@ def main() -> None:
             print(f"{dataset:<12}{label:<28}{metrics['psnr']:>12.3f}{metrics['ssim']:>9.4f}")
         gain = plain[dataset]['psnr'] - bicubic[dataset]['psnr']
         print(f"{dataset:<12}{'gain over bicubic':<28}{gain:>+12.3f}")
-    print('\nSuper-resolved held-out images: experiments/results/ETDS_M4C32_x4_demo_plain/visualization/')
+    print(f'\nSuper-resolved held-out images: {pictures}/')
     if not args.no_deploy:
         _deploy(args.benchmark, args.qat_iters)
 
