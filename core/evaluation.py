@@ -11,7 +11,7 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import tensor2img
 from torch import nn
 
-from core.archs.shared import first_output
+from core.archs.network import first_output
 
 Forward = Callable[[torch.Tensor], torch.Tensor]  # 1×C×H×W in [0, 1] → 1×C×H·s×W·s
 

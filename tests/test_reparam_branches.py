@@ -9,6 +9,7 @@ from core.reparam import (
     compose_1x1_depthwise,
     compose_1x1_kxk,
     depthwise_as_full,
+    fold_carried_input,
     fold_shortcut_into_last,
     laplacian,
     pad_in_channels,
@@ -96,3 +97,8 @@ def test_carried_chain_equals_shortcut_chain_clamped(scale, multiple):
     out = F.relu(conv(F.relu(conv(h, new_last)), clip))
     assert out.shape[1] % 4 == 0
     torch.testing.assert_close(out[:, :3 * scale * scale], expected, rtol=0, atol=1e-12)
+
+    whole = fold_carried_input(hidden, last, 3, scale, multiple)  # the one call every family's fold makes
+    assert len(whole) == len(hidden) + 2
+    for (w, b), (w_ref, b_ref) in zip(whole, [*carried, new_last, clip], strict=True):
+        assert torch.equal(w, w_ref) and torch.equal(b, b_ref)

@@ -7,9 +7,13 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.detection import State, count_indexed, raw_layout, scale_from_channels
+from core.archs.etds_arch import SINGLE_STREAM_KEYS
+from core.archs.network import SRNetwork
+
 
 @ARCH_REGISTRY.register()
-class ESPCN(nn.Module):
+class ESPCN(SRNetwork):
     """conv5×5→64 + tanh, conv3×3→32 + tanh, conv3×3→colors·s², PixelShuffle, sigmoid."""
 
     def __init__(self, colors: int, upscale: int) -> None:
@@ -25,7 +29,7 @@ class ESPCN(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class FSRCNN(nn.Module):
+class FSRCNN(SRNetwork):
     """Feature extraction, shrinking, 4 mapping layers, expanding (PReLU each), then a stride-s deconvolution."""
 
     def __init__(self, upscale: int) -> None:
@@ -43,7 +47,7 @@ class FSRCNN(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class Plain(nn.Module):
+class Plain(SRNetwork):
     """conv+ReLU stack, conv_last, PixelShuffle: what ETDS deploys as, trained directly and without a residual."""
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int) -> None:
@@ -58,3 +62,24 @@ class Plain(nn.Module):
         for conv in self.backbone_convs:
             x = F.relu(conv(x))
         return F.pixel_shuffle(self.conv_last(x), self.upscale)
+
+
+@raw_layout('ESPCN', required=('conv1.weight', 'conv3.weight'))
+def espcn_args(state: State) -> dict | None:
+    colors = state['conv1.weight'].shape[1]
+    upscale = scale_from_channels(state['conv3.weight'].shape[0], colors)
+    return None if upscale is None else {'colors': colors, 'upscale': upscale}
+
+
+@raw_layout('FSRCNN', required=('first_part.0.weight', 'last_part.weight'))
+def fsrcnn_args(state: State) -> dict:
+    return {}  # the scale is the deconvolution's stride, which the weights do not hold
+
+
+@raw_layout('Plain', **SINGLE_STREAM_KEYS)  # ETDSOnlyET's keys too: DETECTION_ORDER refuses to guess between them
+def plain_args(state: State) -> dict | None:
+    num_in_ch = state['conv_first.weight'].shape[1]
+    upscale = scale_from_channels(state['conv_last.weight'].shape[0], num_in_ch)
+    return None if upscale is None else dict(
+        num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=upscale,
+        num_block=count_indexed(state, 'backbone_convs.{}.weight'), num_feat=state['conv_first.weight'].shape[0])

@@ -13,12 +13,15 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.detection import State, last_index, raw_layout, scale_from_channels, scale_from_plain_width
+from core.archs.network import DeployForm, built_like, clamped_output, conv_params, load_convs, same_output
 from core.archs.shared import RepeatShortcutNet, TrimmedShuffleNet, et_width, plain_last_width
 from core.errors import UserError
 from core.reparam import (
     Conv,
     compose_1x1_depthwise,
     compose_1x1_kxk,
+    fold_carried_input,
     identity_kernel,
     laplacian,
     sobel_x,
@@ -124,6 +127,8 @@ class ECB(nn.Module):
 class ECBSR(RepeatShortcutNet):
     """ECBSR training form: ECB(in→C), num_block × ECB(C→C), ECB(C→out·s², linear); depth multiplier 2."""
 
+    deploy_forms = {'plain': DeployForm('ECBSRT', same_output), 'et': DeployForm('ECBSRET', clamped_output)}
+
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
                  act_type: str = 'prelu', with_idt: bool = False, collapsed: bool = False) -> None:
         super().__init__()
@@ -135,6 +140,17 @@ class ECBSR(RepeatShortcutNet):
         blocks.append(ECB(num_feat, num_out_ch * upscale * upscale, 2.0, 'linear', with_idt, collapsed))
         self.backbone = nn.Sequential(*blocks)
 
+    @torch.no_grad()
+    def to_deploy(self, kind: str = 'et') -> nn.Module:
+        """plain: every ECB's five branches (and identity) as one 3×3 conv (ECBSRT); et: then ECBSRT's ET form."""
+        folded = [block.fold() for block in self.backbone]
+        args = {k: v for k, v in self.init_args.items() if k not in ('with_idt', 'collapsed')}
+        plain = built_like(ECBSRT, folded[0][0], **args)
+        load_convs([layer[0] for layer in plain.backbone], folded)
+        for block, layer in zip(self.backbone[:-1], plain.backbone[:-1], strict=True):
+            layer[1].load_state_dict(block.act.state_dict())
+        return plain if kind == 'plain' else plain.to_deploy('et')
+
 
 def _conv_act(in_ch: int, out_ch: int, act: nn.Module | None, kernel_size: int = 3) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2)]
@@ -143,9 +159,25 @@ def _conv_act(in_ch: int, out_ch: int, act: nn.Module | None, kernel_size: int =
     return nn.Sequential(*layers)
 
 
+def prelu_slopes(act: nn.Module, channels: int, like: torch.Tensor) -> torch.Tensor:
+    """The PReLU slopes equal to `act` (in eval mode for RReLU); an activation without them is refused."""
+    if isinstance(act, nn.PReLU):
+        return act.weight.detach().expand(channels).clone()
+    if isinstance(act, nn.ReLU):
+        return like.new_zeros(channels)
+    if isinstance(act, nn.Identity):
+        return like.new_ones(channels)
+    if isinstance(act, nn.RReLU):
+        return like.new_full((channels,), (act.lower + act.upper) / 2)
+    raise UserError(f'{type(act).__name__} is not piecewise linear, so ECBSRET cannot express it; '
+                    'convert with --to plain instead')
+
+
 @ARCH_REGISTRY.register()
 class ECBSRT(RepeatShortcutNet):
     """The folded ECBSR: (Conv3×3 + act) × (num_block + 1), then Conv3×3, with the same shortcut."""
+
+    deploy_forms = {'et': DeployForm('ECBSRET', clamped_output)}
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
                  act_type: str = 'prelu') -> None:
@@ -156,16 +188,81 @@ class ECBSRT(RepeatShortcutNet):
         layers.append(_conv_act(num_feat, num_out_ch * upscale * upscale, None))
         self.backbone = nn.Sequential(*layers)
 
+    @torch.no_grad()
+    def to_deploy(self, kind: str = 'et') -> nn.Module:
+        """The input carried through the hidden layers (PReLU slope 0 on its channels), shortcut and clamp folded."""
+        layers = list(self.backbone)
+        convs = [conv_params(layer[0]) for layer in layers]
+        num_feat, num_in_ch = convs[0][0].shape[0], convs[0][0].shape[1]
+        slopes = [prelu_slopes(layer[1], num_feat, convs[0][0]) for layer in layers[:-1]]
+        et = built_like(ECBSRET, convs[0][0], **{**self.init_args, 'act_type': 'prelu'})
+        load_convs([layer[0] for layer in et.backbone],
+                   fold_carried_input(convs[:-1], convs[-1], num_in_ch, self.upscale, multiple=4))
+        for layer, slope in zip(et.backbone, slopes, strict=False):  # the carried and padding channels: slope 0
+            layer[1].weight.zero_()[:num_feat] = slope
+        return et
+
+
+ET_ACT_TYPES = ('prelu', 'relu', 'rrelu', 'linear')  # the identity on x ≥ 0, so the carried image passes
+
 
 @ARCH_REGISTRY.register()
 class ECBSRET(TrimmedShuffleNet):
-    """The ET form of ECBSR: conv+PReLU at width C+in (padded to 4), the input carried inside, clamp folded."""
+    """The ET form of ECBSR: conv+act at width C+in (padded to 4), the input carried inside, clamp folded.
 
-    def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int) -> None:
+    `act_type` is the upstream argument; the converter writes PReLU, which expresses every foldable activation.
+    """
+
+    def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
+                 act_type: str = 'prelu') -> None:
         super().__init__()
+        if act_type not in ET_ACT_TYPES:
+            raise UserError(f"ECBSRET carries the image through its activations, so act_type must leave x >= 0 "
+                            f"unchanged ({', '.join(ET_ACT_TYPES)}), not '{act_type}'")
         self.upscale, self.out_channels = upscale, num_out_ch * upscale * upscale
         width, last = et_width(num_feat, num_in_ch), plain_last_width(num_out_ch, upscale)
-        layers = [_conv_act(num_in_ch, width, nn.PReLU(width))]
-        layers += [_conv_act(width, width, nn.PReLU(width)) for _ in range(num_block)]
+        layers = [_conv_act(num_in_ch, width, make_activation(act_type, width))]
+        layers += [_conv_act(width, width, make_activation(act_type, width)) for _ in range(num_block)]
         layers += [_conv_act(width, last, nn.ReLU()), _conv_act(last, last, nn.ReLU(), kernel_size=1)]
         self.backbone = nn.Sequential(*layers)
+
+
+# Raw layouts: ECBSR's blocks are backbone.k.conv3x3.* and friends; ECBSRT and ECBSRET are backbone.k.0.*,
+# with a PReLU backbone.k.1.weight unless act_type is relu.
+
+@raw_layout('ECBSR_mobilesr', required=('backbone.0.conv3x3.weight',))
+def ecbsr_args(state: State) -> dict | None:
+    last = last_index(state, 'backbone.{}.conv3x3.weight')
+    first = state['backbone.0.conv3x3.weight']
+    scale = scale_from_channels(state[f'backbone.{last}.conv3x3.weight'].shape[0], first.shape[1])
+    return None if scale is None else dict(
+        num_in_ch=first.shape[1], num_out_ch=first.shape[1], upscale=scale, num_block=last - 1,
+        num_feat=first.shape[0], act_type='prelu' if 'backbone.0.act.weight' in state else 'relu')
+
+
+_PLAIN_KEYS = ('backbone.0.0.weight', 'backbone.1.0.weight')
+
+
+@raw_layout('ECBSRET', required=_PLAIN_KEYS)
+def ecbsret_args(state: State) -> dict | None:
+    last = last_index(state, 'backbone.{}.0.weight')
+    clip = state[f'backbone.{last}.0.weight']
+    first = state['backbone.0.0.weight']
+    num_in_ch = first.shape[1]
+    scale = scale_from_plain_width(clip.shape[0], num_in_ch) if clip.shape[-1] == 1 else None
+    if scale is None:
+        return None
+    args = dict(num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=scale, num_block=last - 2,
+                num_feat=first.shape[0] - num_in_ch - 1)
+    return args if 'backbone.0.1.weight' in state else {**args, 'act_type': 'relu'}
+
+
+@raw_layout('ECBSRT', required=_PLAIN_KEYS)
+def ecbsrt_args(state: State) -> dict | None:
+    last = last_index(state, 'backbone.{}.0.weight')
+    first = state['backbone.0.0.weight']
+    num_in_ch = first.shape[1]
+    scale = scale_from_channels(state[f'backbone.{last}.0.weight'].shape[0], num_in_ch)
+    return None if scale is None else dict(
+        num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=scale, num_block=last - 1, num_feat=first.shape[0],
+        act_type='prelu' if 'backbone.0.1.weight' in state else 'relu')

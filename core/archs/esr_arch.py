@@ -15,6 +15,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.network import SRNetwork
 from core.checkpoint import load_checkpoint, load_into
 from core.errors import UserError
 
@@ -48,7 +49,7 @@ def _weighted_sum(values: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     return (values * torch.softmax(scores, dim=1)).sum(dim=1, keepdim=True)
 
 
-class _OneLayerESR(nn.Module):
+class _OneLayerESR(SRNetwork):
     """A single bias-free K×K conv on the Y channel, PixelShuffle, and a per-pixel reduction over C candidates."""
 
     parts = 1
@@ -95,7 +96,7 @@ class EdgeSRTR(_OneLayerESR):
 
 
 @ARCH_REGISTRY.register()
-class EdgeSRCNN(nn.Module):
+class EdgeSRCNN(SRNetwork):
     """eSR-CNN: conv5×5(1→D)+tanh, conv3×3(D→S)+tanh, conv3×3(S→2s²C, no bias), PS, y = Σ V·softmax(Key⊙Key)."""
 
     def __init__(self, upscale: int, channels: int, d: int, s: int) -> None:

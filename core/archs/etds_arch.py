@@ -2,8 +2,8 @@
 
 Key names and constructor arguments match the official checkpoints, which load with strict=True.
 The training form has a backbone stream (C_b = num_feat - num_residual_feat channels) and a residual
-stream (C_r = num_residual_feat) that starts as exact nearest-neighbour upsampling. The converter in
-`core.converters.etds` merges both streams into `ETDSForInference`, a conv+ReLU chain of num_feat channels.
+stream (C_r = num_residual_feat) that starts as exact nearest-neighbour upsampling. `to_deploy` merges both
+streams into `ETDSForInference`, a conv+ReLU chain of num_feat channels (the paper's Equivalent Transformation).
 """
 
 from __future__ import annotations
@@ -13,9 +13,21 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from core.archs.shared import plain_last_width
+from core.archs.detection import State, count_indexed, raw_layout, scale_from_channels
+from core.archs.network import DeployForm, SRNetwork, built_like, clamped_output, conv_params, load_convs
+from core.archs.shared import et_width, plain_last_width
 from core.errors import UserError
-from core.reparam import identity_kernel
+from core.reparam import (
+    clamp_tail,
+    fold_carried_input,
+    identity_kernel,
+    join_inputs,
+    merge_dual_stream,
+    pad_out_channels,
+    stack_outputs,
+)
+
+ET_FORM = DeployForm('ETDSForInference', clamped_output)
 
 
 def _conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
@@ -33,9 +45,10 @@ def _check_sizes(num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, 
         raise UserError(f'ETDS needs num_out_ch <= num_residual_feat (got {num_out_ch} > {num_residual_feat})')
 
 
-class _DualStreamETDS(nn.Module):
+class _DualStreamETDS(SRNetwork):
     """Shared body of ETDS and its residual ablations; subclasses choose the cross connections."""
 
+    deploy_forms = {'et': ET_FORM, 'plain': ET_FORM}  # the plain form is the ET form: ReLU chain, clamp folded
     has_residual_to_backbone = True
     has_backbone_to_residual = False
 
@@ -104,6 +117,21 @@ class _DualStreamETDS(nn.Module):
         out = self.conv_last(feat) + res_out
         return self.pixel_shuffle(out), self.pixel_shuffle(res_out)
 
+    @torch.no_grad()
+    def to_deploy(self, kind: str = 'et') -> nn.Module:
+        """One stream of num_feat channels with block kernels [[B, A], [D, R]] (A, D zero when absent), the
+        output convs joined, and the clamp folded into conv_last and a 1×1 clip conv."""
+        first = stack_outputs(conv_params(self.conv_first), conv_params(self.conv_residual_first))
+        blocks = []
+        for i, (backbone, residual) in enumerate(zip(self.backbone_convs, self.residual_convs, strict=True)):
+            to_backbone = conv_params(self.add_residual_convs[i]) if self.has_residual_to_backbone else None
+            to_residual = conv_params(self.advanced_residual_convs[i]) if self.has_backbone_to_residual else None
+            blocks.append(merge_dual_stream(conv_params(backbone), conv_params(residual), to_backbone, to_residual))
+        last = pad_out_channels(join_inputs(conv_params(self.conv_last), conv_params(self.conv_residual_last)), 4)
+        plain = built_like(ETDSForInference, first[0], **self.init_args)
+        load_convs(plain.convs, [first, *blocks, *clamp_tail(last)])
+        return plain
+
 
 @ARCH_REGISTRY.register()
 class ETDS(_DualStreamETDS):
@@ -125,8 +153,10 @@ class ETDSAblationAdvancedResidual(_DualStreamETDS):
 
 
 @ARCH_REGISTRY.register()
-class ETDSOnlyET(nn.Module):
+class ETDSOnlyET(SRNetwork):
     """Ablation with only the backbone (C_b channels) and a repeated-input shortcut before PixelShuffle."""
+
+    deploy_forms = {'et': ET_FORM}
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
                  num_residual_feat: int) -> None:
@@ -150,9 +180,21 @@ class ETDSOnlyET(nn.Module):
         shortcut = torch.repeat_interleave(x, self.upscale * self.upscale, dim=1)
         return self.pixel_shuffle(self.conv_last(feat) + shortcut)
 
+    @torch.no_grad()
+    def to_deploy(self, kind: str = 'et') -> nn.Module:
+        """The input carried through the backbone in extra channels (ECBSR's and ABPN's fold), so the plain
+        form is ETDSForInference with C_b + num_in_ch channels rounded up to 4."""
+        convs = [conv_params(c) for c in (self.conv_first, *self.backbone_convs, self.conv_last)]
+        backbone_feat, num_in_ch = convs[0][0].shape[:2]
+        width = et_width(backbone_feat, num_in_ch)
+        args = {**self.init_args, 'num_feat': width, 'num_residual_feat': width - backbone_feat}
+        plain = built_like(ETDSForInference, convs[0][0], **args)
+        load_convs(plain.convs, fold_carried_input(convs[:-1], convs[-1], num_in_ch, self.upscale, multiple=4))
+        return plain
+
 
 @ARCH_REGISTRY.register()
-class ETDSForInference(nn.Module):
+class ETDSForInference(SRNetwork):
     """The plain deployable form: conv+ReLU only, with the output clamp folded into conv_last and conv_clip."""
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
@@ -167,9 +209,48 @@ class ETDSForInference(nn.Module):
         self.conv_clip = nn.Conv2d(width, width, 1)
         self.pixel_shuffle = nn.PixelShuffle(upscale)
 
+    @property
+    def convs(self) -> list[nn.Conv2d]:
+        return [self.conv_first, *self.backbone_convs, self.conv_last, self.conv_clip]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = F.relu(self.conv_first(x))
         for conv in self.backbone_convs:
             feat = F.relu(conv(feat))
         out = F.relu(self.conv_clip(F.relu(self.conv_last(feat))))
         return self.pixel_shuffle(out[:, :self.num_out_ch * self.upscale * self.upscale])
+
+
+# Raw layouts. The three dual-stream forms differ only in their cross connections; the plain forms by conv_clip.
+_DUAL_KEYS = ('conv_first.weight', 'conv_residual_first.weight')
+
+
+def dual_stream_args(state: State) -> dict | None:
+    """Output channels are taken equal to the input's; the stream widths add up to num_feat."""
+    num_in_ch = state['conv_first.weight'].shape[1]
+    backbone_feat, residual_feat = state['conv_first.weight'].shape[0], state['conv_residual_first.weight'].shape[0]
+    upscale = scale_from_channels(state['conv_last.weight'].shape[0], num_in_ch)
+    return None if upscale is None else dict(
+        num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=upscale,
+        num_block=count_indexed(state, 'backbone_convs.{}.weight'), num_feat=backbone_feat + residual_feat,
+        num_residual_feat=residual_feat)
+
+
+raw_layout('ETDSAblationAdvancedResidual', required=(*_DUAL_KEYS, 'advanced_residual_convs.0.weight'))(
+    dual_stream_args)
+raw_layout('ETDS', required=(*_DUAL_KEYS, 'add_residual_convs.0.weight'))(dual_stream_args)
+raw_layout('ETDSAblationResidual', required=_DUAL_KEYS)(dual_stream_args)
+
+
+@raw_layout('ETDSForInference', required=('conv_first.weight', 'conv_clip.weight'))
+def for_inference_args(state: State) -> dict:
+    return {}  # num_residual_feat is merged away, so the YAML must say it
+
+
+SINGLE_STREAM_KEYS = dict(required=('conv_first.weight', 'conv_last.weight'),
+                      absent=('conv_residual_first.weight', 'conv_clip.weight'))  # also Plain's, in baselines_arch
+
+
+@raw_layout('ETDSOnlyET', **SINGLE_STREAM_KEYS)
+def only_et_args(state: State) -> dict:
+    return {}  # only num_feat - num_residual_feat is in the weights

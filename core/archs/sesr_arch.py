@@ -2,8 +2,8 @@
 
 A linear block is an expanded k×k conv (in → feature_size) followed by a 1×1 conv (feature_size → out) with
 nothing between, so it is one k×k conv; a residual block adds the identity at the centre tap. `SESR`
-is the training form; `SESRInference` is what the converter produces: one conv per block, the same
-residuals, activations, PixelShuffle and clamp.
+is the training form; `SESRInference` is its deploy form: one conv per block, the same residuals,
+activations, PixelShuffle and clamp.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.detection import State, count_indexed, raw_layout, scale_from_channels
+from core.archs.network import DeployForm, SRNetwork, built_like, conv_params, load_convs, same_output
 from core.errors import UserError
-from core.reparam import Conv, compose_kxk_1x1, identity_kernel
+from core.reparam import Conv, compose_kxk_1x1, from_stepwise_shuffle, identity_kernel, to_stepwise_shuffle
 
 BLOCK_TYPES = ('collapsed', 'expanded')
 
@@ -76,12 +78,14 @@ def _sesr_forward(x: torch.Tensor, first, blocks, acts, last, steps: tuple[int, 
 
 
 @ARCH_REGISTRY.register()
-class SESR(nn.Module):
+class SESR(SRNetwork):
     """f0 = LB5×5(x); m × [h = act(LB3×3(h) + h)]; y = clamp(PS(LB5×5(h + f0) + repeat(x, s²)), 0, 1).
 
     `two_step_shuffle` (x4 only) upsamples with two PixelShuffle(2) as the authors' code does, instead of one
-    PixelShuffle(4); the converter moves a model between the two exactly.
+    PixelShuffle(4); the deploy form can take either layout exactly.
     """
+
+    deploy_forms = {'plain': DeployForm('SESRInference', same_output)}
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, m: int, int_features: int, feature_size: int,
                  linear_block_type: str = 'collapsed', relu_act: bool = False, two_step_shuffle: bool = False) -> None:
@@ -101,10 +105,27 @@ class SESR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _sesr_forward(x, self.first, self.blocks, self.acts, self.last, self.steps)
 
+    @torch.no_grad()
+    def to_deploy(self, kind: str = 'plain', two_step_shuffle: bool | None = None) -> nn.Module:
+        """Every linear block collapsed into one conv (biases kept); `two_step_shuffle`: the x4 PixelShuffle
+        layout of the result (None keeps this network's)."""
+        convs = [block.fold() for block in (self.first, *self.blocks, self.last)]
+        args = {k: v for k, v in self.init_args.items() if k not in ('feature_size', 'linear_block_type')}
+        plain = built_like(SESRInference, convs[0][0], **args)
+        load_convs(plain.convs, convs)
+        plain.acts.load_state_dict(self.acts.state_dict())
+        return plain if two_step_shuffle is None else plain.with_layout(two_step_shuffle=two_step_shuffle)
+
 
 @ARCH_REGISTRY.register()
-class SESRInference(nn.Module):
-    """Collapsed SESR: a 5×5 conv, m × (3×3 conv + act), a 5×5 conv; the same residuals, PixelShuffle and clamp."""
+class SESRInference(SRNetwork):
+    """Collapsed SESR: a 5×5 conv, m × (3×3 conv + act), a 5×5 conv; the same residuals, PixelShuffle and clamp.
+
+    Its layout option `two_step_shuffle` moves an x4 model between one PixelShuffle(4) and two PixelShuffle(2),
+    which only reorders the last conv's output channels (core.reparam.shuffle).
+    """
+
+    layout_options = ('two_step_shuffle',)
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, m: int, int_features: int,
                  relu_act: bool = False, two_step_shuffle: bool = False) -> None:
@@ -117,5 +138,44 @@ class SESRInference(nn.Module):
         self.acts = nn.ModuleList(_activation(int_features, relu_act) for _ in range(m))
         self.last = nn.Conv2d(int_features, num_out_ch * upscale * upscale, 5, padding=2)
 
+    @property
+    def convs(self) -> list[nn.Conv2d]:
+        return [self.first, *self.blocks, self.last]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _sesr_forward(x, self.first, self.blocks, self.acts, self.last, self.steps)
+
+    @torch.no_grad()
+    def with_layout(self, two_step_shuffle: bool) -> nn.Module:
+        """The same function with the x4 PixelShuffle layout `two_step_shuffle`."""
+        convs = [conv_params(conv) for conv in self.convs]
+        if two_step_shuffle != self.two_step_shuffle:
+            relayout = to_stepwise_shuffle if two_step_shuffle else from_stepwise_shuffle
+            convs[-1] = relayout(convs[-1], (2, 2))
+        moved = built_like(SESRInference, convs[0][0], **{**self.init_args, 'two_step_shuffle': two_step_shuffle})
+        load_convs(moved.convs, convs)
+        moved.acts.load_state_dict(self.acts.state_dict())
+        return moved
+
+
+# Raw layouts. Weights cannot tell the x4 PixelShuffle layouts apart: raw files are read as one PixelShuffle(4).
+
+@raw_layout('SESR', required=('first.expand.weight', 'last.squeeze.weight'))
+def sesr_args(state: State) -> dict | None:
+    expand = state['first.expand.weight']
+    num_in_ch, feature_size = expand.shape[1], expand.shape[0]
+    m = count_indexed(state, 'blocks.{}.expand.weight')
+    upscale = scale_from_channels(state['last.squeeze.weight'].shape[0], num_in_ch)
+    return None if upscale is None else dict(
+        num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=upscale, m=m,
+        int_features=state['first.squeeze.weight'].shape[0], feature_size=feature_size,
+        relu_act=m > 0 and 'acts.0.weight' not in state)
+
+
+@raw_layout('SESRInference', required=('first.weight', 'blocks.0.weight', 'last.weight'))
+def sesr_inference_args(state: State) -> dict | None:
+    num_in_ch = state['first.weight'].shape[1]
+    upscale = scale_from_channels(state['last.weight'].shape[0], num_in_ch)
+    return None if upscale is None else dict(
+        num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=upscale, m=count_indexed(state, 'blocks.{}.weight'),
+        int_features=state['first.weight'].shape[0], relu_act='acts.0.weight' not in state)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.network import SRNetwork
 from core.reparam.bicubic import RADIUS, bicubic_upsample_kernel, symmetric_pad
 
 
@@ -32,12 +33,7 @@ def input_channels(net: nn.Module, default: int = 3) -> int:
     return default if conv is None else conv.in_channels
 
 
-def first_output(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """The super-resolved image of a network that may also return auxiliary outputs (training forms)."""
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
-class RepeatShortcutNet(nn.Module):
+class RepeatShortcutNet(SRNetwork):
     """y = PixelShuffle(backbone(x) + repeat_interleave(x, s², dim=1)): the nearest-neighbour residual."""
 
     upscale: int
@@ -48,7 +44,7 @@ class RepeatShortcutNet(nn.Module):
         return F.pixel_shuffle(self.backbone(x) + shortcut, self.upscale)
 
 
-class TrimmedShuffleNet(nn.Module):
+class TrimmedShuffleNet(SRNetwork):
     """y = PixelShuffle(backbone(x)[:, :out·s²]): an ET form whose output width was padded to a multiple of 4."""
 
     upscale: int
@@ -59,7 +55,7 @@ class TrimmedShuffleNet(nn.Module):
         return F.pixel_shuffle(self.backbone(x)[:, :self.out_channels], self.upscale)
 
 
-class BicubicUpsample(nn.Module):
+class BicubicUpsample(SRNetwork):
     """MATLAB bicubic upsampling (imresize) by an integer factor, as a depthwise conv and PixelShuffle.
 
     Equal to basicsr's `imresize` to float rounding (tests/test_reparam.py), but one conv instead of a Python

@@ -14,6 +14,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.network import SRNetwork
 from core.archs.shared import BicubicUpsample
 from core.errors import UserError
 
@@ -30,7 +31,7 @@ class ConvReLU(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class VDSR(nn.Module):
+class VDSR(SRNetwork):
     """Conv3×3(1→64)+ReLU, 18 × [Conv3×3(64→64)+ReLU], Conv3×3(64→1), plus the input; no biases, He-normal init."""
 
     def __init__(self, upscale: int = 1, widths: list[int] | None = None, num_channels: int = 1) -> None:

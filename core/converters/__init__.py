@@ -1,6 +1,7 @@
-"""Converters from training forms to deployable forms, registered by source architecture."""
+"""Converters from training forms to deployable forms: each network folds itself (`to_deploy`), the registry
+reads the folds the networks declare, and the API verifies a fold in float64 before anything is written."""
 
-from core.converters import abpn, baselines, ecbsr, etds, sesr  # noqa: F401  (each registers its family)
+from core.archs.detection import detect_architecture
 from core.converters.api import (
     ConversionReport,
     convert_checkpoint,
@@ -9,16 +10,17 @@ from core.converters.api import (
     load_network,
     verify,
 )
-from core.converters.registry import CONVERTERS, detect_architecture, get_converter
+from core.converters.registry import converters, get_converter, is_training_form
 
 __all__ = [
-    'CONVERTERS',
     'ConversionReport',
     'convert_checkpoint',
     'convert_network',
     'convert_verified',
+    'converters',
     'detect_architecture',
     'get_converter',
+    'is_training_form',
     'load_network',
     'verify',
 ]

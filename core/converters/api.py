@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import path as osp
 
@@ -12,10 +12,12 @@ import yaml
 from basicsr.archs import build_network
 from torch import nn
 
+from core.archs.detection import detect_architecture
 from core.archs.esr_arch import model_id_from_path
+from core.archs.network import ReferenceFn, registered_name, same_output
 from core.archs.shared import input_channels
 from core.checkpoint import load_checkpoint, load_into, refuse_overwriting_input, save_checkpoint
-from core.converters.registry import Converter, ReferenceFn, detect_architecture, get_converter
+from core.converters.registry import Converter, converters, get_converter, layout_options
 from core.errors import UserError
 from core.options import check_registered
 
@@ -49,11 +51,29 @@ def verify(source: nn.Module, target: nn.Module, reference: ReferenceFn, num_in_
 
 def check_options(converter: Converter, options: dict) -> None:
     """Refuse options the converter does not take, naming the ones it does."""
-    accepted = list(inspect.signature(converter.convert).parameters)[1:]
-    unknown = sorted(set(options) - set(accepted))
+    unknown = sorted(set(options) - set(converter.options))
     if unknown:
-        takes = f"takes only {', '.join(accepted)}" if accepted else 'takes no options'
+        takes = f"takes only {', '.join(converter.options)}" if converter.options else 'takes no options'
         raise UserError(f"converting '{converter.source}' to {converter.kind} {takes}, not {', '.join(unknown)}")
+
+
+def deploy_step(source_arch: str, kind: str | None, options: dict) -> tuple[Callable[[nn.Module], nn.Module],
+                                                                             ReferenceFn]:
+    """What turns a `source_arch` network into its deploy form, and the function the result must reproduce.
+
+    A training form is folded by its `to_deploy`; a deployable form given only its layout options (SESR's
+    PixelShuffle layout) is re-laid out by its `with_layout`. Bad options fail here, before any work.
+    """
+    layouts = layout_options(source_arch)
+    if options and layouts and not any(source == source_arch for source, _ in converters()):
+        unknown = sorted(set(options) - set(layouts))
+        if unknown:
+            raise UserError(f"'{source_arch}' takes only its layout options {', '.join(layouts)}, "
+                            f"not {', '.join(unknown)}")
+        return (lambda net: net.with_layout(**options)), same_output
+    converter = get_converter(source_arch, kind)
+    check_options(converter, options)
+    return (lambda net: converter.convert(net, **options)), converter.reference
 
 
 def convert_network(source: nn.Module, source_arch: str, kind: str | None = None,
@@ -61,13 +81,12 @@ def convert_network(source: nn.Module, source_arch: str, kind: str | None = None
     """Fold a built source network into its `kind` form (no verification; see `verify`).
 
     The fold runs in float64 and the result is cast back, so the only error left is one final rounding.
-    `options` go to the family's converter (e.g. SESR's `two_step_shuffle`).
+    `options` go to the family's `to_deploy` (e.g. SESR's `two_step_shuffle`).
     """
-    converter = get_converter(source_arch, kind)
-    check_options(converter, options)
+    fold, _ = deploy_step(source_arch, kind, options)
     dtype = next(source.parameters()).dtype
-    target_arch, target_args, target = converter.convert(copy.deepcopy(source).double().eval(), **options)
-    return target_arch, target_args, target.to(dtype).eval()
+    target = fold(copy.deepcopy(source).double().eval())
+    return registered_name(type(target)), dict(target.init_args), target.to(dtype).eval()
 
 
 def _network_from_opt(opt_path: str) -> tuple[str, dict]:
@@ -119,10 +138,9 @@ def convert_verified(source: nn.Module, source_arch: str, kind: str | None = Non
                      options: dict | None = None) -> tuple[str, dict, nn.Module, float]:
     """Fold `source` and check the fold on random images in float64; an inexact fold is a UserError."""
     options = options or {}
-    converter = get_converter(source_arch, kind)
-    check_options(converter, options)
-    target_arch, target_args, target = convert_network(source, source_arch, converter.kind, **options)
-    diff = verify(source, target, converter.reference, input_channels(source))
+    _, reference = deploy_step(source_arch, kind, options)
+    target_arch, target_args, target = convert_network(source, source_arch, kind, **options)
+    diff = verify(source, target, reference, input_channels(source))
     if not diff <= tolerance:
         raise UserError(f'conversion is not exact: max abs difference {diff:.3g} > {tolerance:g}; '
                         'the checkpoint may not match its declared architecture')
@@ -137,7 +155,7 @@ def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None =
     refuse_overwriting_input(input_path, output_path)
     state, meta = load_checkpoint(input_path, param_key=param_key)
     source_arch, _ = resolve_architecture(state, meta, opt_path, input_path)
-    check_options(get_converter(source_arch, kind), options)  # before any work: a bad option fails at once
+    deploy_step(source_arch, kind, options)  # before any work: a bad option or kind fails at once
     source_arch, source_args, source = load_network(input_path, opt_path, param_key, loaded=(state, meta))
     target_arch, target_args, target, diff = convert_verified(source, source_arch, kind, tolerance, options)
     new_meta = {'arch': target_arch, 'args': target_args, 'max_abs_diff': diff,

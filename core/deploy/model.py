@@ -13,10 +13,10 @@ import torch
 from basicsr.archs import build_network
 from torch import nn
 
-from core.archs.shared import first_output, input_channels
+from core.archs.network import first_output
+from core.archs.shared import input_channels
 from core.checkpoint import load_checkpoint
-from core.converters import convert_verified, load_network
-from core.converters.registry import CONVERTERS, TARGETS
+from core.converters import convert_verified, is_training_form, load_network
 
 
 @dataclass
@@ -28,11 +28,6 @@ class DeployModel:
     scale: int
     origin: str  # one line for the user: how the network was obtained
     qat_graph: nn.Module | None = None  # the fake-quantized graph of a QAT checkpoint (net holds its float weights)
-
-
-def is_training_form(arch: str) -> bool:
-    """A network with a registered fold that is not itself some fold's output (ECBSRT is deployable as it is)."""
-    return arch not in TARGETS and any(source == arch for source, _ in CONVERTERS)
 
 
 @torch.no_grad()

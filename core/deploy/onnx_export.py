@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.archs.shared import first_output
+from core.archs.network import first_output
 from core.deploy.optional import require
 from core.deploy.runtimes import ONNX_META_KEY, OnnxRuntime
 from core.errors import UserError

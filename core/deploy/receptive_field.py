@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import nn
 
-from core.archs.shared import first_output
+from core.archs.network import first_output
 
 
 @torch.no_grad()

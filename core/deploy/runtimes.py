@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from core.archs.shared import first_output
+from core.archs.network import first_output
 from core.deploy.model import DeployModel, load_deploy_model
 from core.deploy.optional import require
 from core.errors import UserError

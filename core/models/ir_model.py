@@ -30,7 +30,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from core.archs.shared import first_output
+from core.archs.network import first_output
 from core.checkpoint import atomic_save, load_checkpoint, load_into, network_meta, save_checkpoint
 from core.errors import UserError
 

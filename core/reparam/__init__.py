@@ -14,7 +14,13 @@ from core.reparam.branches import (
     sobel_y,
     sum_convs,
 )
-from core.reparam.carry import carry_hidden_layers, fold_shortcut_into_last, pad_in_channels, repeat_interleave_conv
+from core.reparam.carry import (
+    carry_hidden_layers,
+    fold_carried_input,
+    fold_shortcut_into_last,
+    pad_in_channels,
+    repeat_interleave_conv,
+)
 from core.reparam.clamp import clamp_tail, negate_for_upper_clamp, unit_clip_conv
 from core.reparam.kernels import Conv, identity_kernel, pad_out_channels
 from core.reparam.shuffle import from_stepwise_shuffle, stepwise_shuffle_order, to_stepwise_shuffle
@@ -30,8 +36,9 @@ __all__ = [
     'compose_1x1_kxk',
     'compose_kxk_1x1',
     'depthwise_as_full',
-    'from_stepwise_shuffle',
+    'fold_carried_input',
     'fold_shortcut_into_last',
+    'from_stepwise_shuffle',
     'identity_kernel',
     'join_inputs',
     'laplacian',

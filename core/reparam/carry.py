@@ -61,3 +61,13 @@ def fold_shortcut_into_last(last: Conv, num_in_ch: int, upscale: int, in_width: 
     shortcut = repeat_interleave_conv(num_in_ch, upscale * upscale, last[0].shape[-1], last[0])
     joined = pad_in_channels(join_inputs(last, shortcut), in_width)
     return clamp_tail(pad_out_channels(joined, 4))
+
+
+def fold_carried_input(hidden: list[Conv], last: Conv, num_in_ch: int, upscale: int, multiple: int) -> list[Conv]:
+    """The whole Equivalent Transformation of `act(hidden…) → last + repeat_interleave(x, s²) → clamp`.
+
+    Returns the carried hidden convs, then last' and the 1×1 clip conv: a conv+ReLU chain with no shortcut and
+    no clamp. ECBSR, ABPN and ETDSOnlyET all fold this way; only their width multiple differs.
+    """
+    carried = carry_hidden_layers(hidden, num_in_ch, multiple)
+    return [*carried, *fold_shortcut_into_last(last, num_in_ch, upscale, carried[-1][0].shape[0])]

@@ -1,0 +1,168 @@
+"""The one mechanism: networks record their arguments, fold themselves, and declare how raw files are recognised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from conftest import REPO, perturb
+from core.archs.detection import DETECTION_ORDER, RAW_LAYOUTS, detect_architecture, ordered_archs, raw_layout
+from core.archs.network import SRNetwork, registered_name
+from core.converters import convert_network, converters, get_converter, verify
+from core.errors import UserError
+
+# One small example of every source architecture that has a fold; a new family must add its own here.
+SOURCES = {
+    'ETDS': dict(num_in_ch=3, num_out_ch=3, upscale=3, num_block=2, num_feat=12, num_residual_feat=4),
+    'ETDSAblationResidual': dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=2, num_feat=12, num_residual_feat=4),
+    'ETDSAblationAdvancedResidual': dict(num_in_ch=1, num_out_ch=1, upscale=4, num_block=2, num_feat=10,
+                                         num_residual_feat=3),
+    'ETDSOnlyET': dict(num_in_ch=3, num_out_ch=3, upscale=3, num_block=3, num_feat=13, num_residual_feat=3),
+    'ECBSR_mobilesr': dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=2, num_feat=8, act_type='prelu',
+                           with_idt=True),
+    'ECBSRT': dict(num_in_ch=1, num_out_ch=1, upscale=3, num_block=2, num_feat=6, act_type='relu'),
+    'ABPN': dict(num_feat=9, num_block=2, scale=3),
+    'SESR': dict(num_in_ch=3, num_out_ch=3, upscale=4, m=2, int_features=8, feature_size=16,
+                 two_step_shuffle=True),
+}
+
+
+def network_classes() -> dict[str, type]:
+    return {name: obj for name, obj in ARCH_REGISTRY if getattr(obj, '__module__', '').startswith('core.')}
+
+
+def test_every_network_records_its_arguments_and_rebuilds_from_them():
+    configs = sorted((REPO / 'configs' / 'train').glob('*.yml'))
+    assert len(configs) > 40
+    for config in configs:
+        network = yaml.safe_load(config.read_text())['network_g']
+        net = build_network(dict(network))
+        given = {k: v for k, v in network.items() if k != 'type'}
+        if network['type'] == 'EdgeSR':  # a builder function: the variant it returns records its own arguments
+            assert net.init_args['upscale'] == int(given['model_id'].split('_s')[1][0])
+            continue
+        assert given.items() <= net.init_args.items(), config.name
+        rebuilt = build_network({'type': network['type'], **net.init_args})
+        assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+            k: v.shape for k, v in net.state_dict().items()}, config.name
+
+
+def test_every_registered_class_is_an_sr_network():
+    classes = {name: obj for name, obj in network_classes().items() if isinstance(obj, type)}
+    assert len(classes) >= 20
+    assert all(issubclass(obj, SRNetwork) for obj in classes.values()), [
+        name for name, obj in classes.items() if not issubclass(obj, SRNetwork)]
+
+
+def test_every_fold_has_an_example_and_each_class_that_declares_one_implements_it():
+    assert {source for source, _ in converters()} == set(SOURCES)
+    for name, cls in network_classes().items():
+        if isinstance(cls, type) and cls.deploy_forms:
+            assert cls.to_deploy is not SRNetwork.to_deploy, name
+
+
+@pytest.mark.parametrize(('source', 'kind'), sorted(converters()))
+def test_every_declared_fold_builds_its_target_exactly(source, kind):
+    net = perturb(build_network({'type': source, **SOURCES[source]}), 0.1, seed=len(source))
+    converter = get_converter(source, kind)
+    target_arch, target_args, target = convert_network(net, source, kind)
+    assert target_arch == converter.target == registered_name(type(target))
+    assert target_args == target.init_args
+    assert verify(net, target, converter.reference, net.init_args.get('num_in_ch', 3)) <= 1e-6
+    rebuilt = build_network({'type': target_arch, **target_args})
+    rebuilt.load_state_dict(target.state_dict())  # the recorded arguments describe the folded weights
+
+
+@pytest.mark.parametrize(('source', 'target'), [('ECBSRT', 'ECBSRET'), ('ABPN', 'ABPN_ET'),
+                                                ('ETDSOnlyET', 'ETDSForInference')])
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_carried_input_fold_is_exact_in_float64(source, target, scale):
+    args = dict(SOURCES[source])
+    args['scale' if source == 'ABPN' else 'upscale'] = scale
+    net = perturb(build_network({'type': source, **args}), 0.2, seed=scale).double()
+    arch, _, et = convert_network(net, source, 'et')
+    x = torch.rand(2, net.init_args.get('num_in_ch', 3), 11, 13, dtype=torch.float64)
+    with torch.no_grad():
+        expected = net(x).clamp(0, 1)
+        assert (expected > 0).float().mean() > 0.3 and (expected < 1).float().mean() > 0.3  # the clamp is active
+        assert arch == target and (et(x) - expected).abs().max().item() <= 1e-6
+
+
+def test_etds_only_et_carries_the_input_in_the_channels_above_its_backbone():
+    net = build_network({'type': 'ETDSOnlyET', **SOURCES['ETDSOnlyET']})
+    _, args, plain = convert_network(net, 'ETDSOnlyET')
+    assert (args['num_feat'], args['num_residual_feat']) == (16, 6)  # C_b = 10, + 3 carried, rounded up to 16
+    assert plain.conv_first.out_channels == 16 and len(plain.backbone_convs) == 3
+
+
+# --- ECBSRET takes the upstream act_type ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('act_type', ['prelu', 'relu', 'rrelu', 'linear'])
+def test_ecbsret_accepts_the_upstream_act_type(act_type):
+    args = dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=2, num_feat=12, act_type=act_type)
+    net = build_network({'type': 'ECBSRET', **args})
+    assert net.init_args == args
+    assert sum(k.endswith('.1.weight') for k in net.state_dict()) == (3 if act_type == 'prelu' else 0)
+
+
+def test_ecbsret_refuses_an_activation_that_would_change_the_carried_image():
+    with pytest.raises(UserError, match=r"act_type must leave x >= 0 unchanged .* not 'softplus'") as error:
+        build_network({'type': 'ECBSRET', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'num_block': 1,
+                       'num_feat': 8, 'act_type': 'softplus'})
+    assert '\n' not in str(error.value)
+
+
+def test_a_raw_relu_ecbsret_is_recognised_with_its_act_type():
+    args = dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=3, num_feat=16, act_type='relu')
+    assert detect_architecture(build_network({'type': 'ECBSRET', **args}).state_dict()) == ('ECBSRET', args)
+
+
+# --- detection order -----------------------------------------------------------------------------------------------
+
+def test_every_declared_layout_has_one_place_in_the_order():
+    assert sorted(ordered_archs()) == sorted(RAW_LAYOUTS)
+    assert len(ordered_archs()) == len(set(ordered_archs()))
+
+
+def test_a_layout_outside_the_order_is_refused_where_it_is_declared():
+    with pytest.raises(KeyError, match='DETECTION_ORDER'):
+        raw_layout('MyNet', required=('conv.weight',))
+
+
+@pytest.mark.parametrize('arch', ['ETDS', 'ETDSAblationResidual', 'ETDSAblationAdvancedResidual'])
+def test_dual_stream_layouts_are_told_apart_by_their_cross_connections(arch):
+    args = SOURCES['ETDS']
+    assert detect_architecture(build_network({'type': arch, **args}).state_dict()) == (arch, args)
+
+
+def test_the_advanced_ablation_is_tried_before_etds_whose_keys_it_contains():
+    order = ordered_archs()
+    state = build_network({'type': 'ETDSAblationAdvancedResidual', **SOURCES['ETDS']}).state_dict()
+    assert RAW_LAYOUTS['ETDS'].matches(state)  # so only the order makes the answer right
+    assert order.index('ETDSAblationAdvancedResidual') < order.index('ETDS')
+    assert order.index('ECBSRET') < order.index('ECBSRT') and order.index('ABPN_ET') < order.index('ABPN')
+
+
+@pytest.mark.parametrize('arch', ['Plain', 'ETDSOnlyET'])
+def test_plain_and_etds_only_et_are_not_guessed(arch):
+    args = dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=2, num_feat=8)
+    if arch == 'ETDSOnlyET':
+        args |= dict(num_feat=11, num_residual_feat=3)
+    assert ('Plain', 'ETDSOnlyET') in DETECTION_ORDER
+    with pytest.raises(UserError, match='fits Plain and ETDSOnlyET alike .* pass -opt'):
+        detect_architecture(build_network({'type': arch, **args}).state_dict())
+
+
+def test_a_raw_plain_loads_once_its_yaml_says_which(tmp_path: Path):
+    from core.converters import load_network
+
+    args = dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=2, num_feat=8)
+    torch.save(build_network({'type': 'Plain', **args}).state_dict(), tmp_path / 'plain.pth')
+    (tmp_path / 'plain.yml').write_text(yaml.safe_dump({'network_g': {'type': 'Plain', **args}}))
+    arch, found, _ = load_network(str(tmp_path / 'plain.pth'), str(tmp_path / 'plain.yml'))
+    assert (arch, found) == ('Plain', args)
