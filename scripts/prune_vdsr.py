@@ -9,44 +9,12 @@ Params, MACs, ONNX size and Y-PSNR are printed before and after; the output load
 """
 
 import argparse
-import sys
 from os import path as osp
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import core  # noqa: E402,F401
-from core.archs.vdsr_arch import VDSR  # noqa: E402
-from core.checkpoint import load_checkpoint, load_into, refuse_overwriting_input, save_checkpoint  # noqa: E402
-from core.data.multiscale_y_dataset import vdsr_training_patches  # noqa: E402
-from core.errors import UserError, run_cli  # noqa: E402
-from core.evaluation import y_psnr  # noqa: E402
-from core.models.vdsr_model import sgd_steps  # noqa: E402
-from core.pruning import conv_macs, onnx_size, prune_vdsr  # noqa: E402
-
-MAC_SIZE = (720, 1280)  # MACs are reported for one 720p Y frame
-
-
-def load_vdsr(path: str, scale: int) -> VDSR:
-    state, meta = load_checkpoint(path)
-    if meta.get('arch', 'VDSR') != 'VDSR':
-        raise UserError(f"{path} holds a {meta['arch']}, not a VDSR")
-    net = VDSR(upscale=scale, widths=meta.get('args', {}).get('widths'))
-    load_into(net, state, source=path)
-    return net
-
-
-def fine_tune(net: VDSR, hr_folder: str, iters: int, batch: int, lr: float, theta: float) -> None:
-    """The VDSR training step on the already-upsampled patches (the net's own bicubic input is bypassed)."""
-    dataset = vdsr_training_patches(hr_folder, 'finetune')
-    upscale, net.upscale = net.upscale, 1
-    sgd_steps(net, dataset, iters, batch, lr, theta=theta, drop_last=len(dataset) >= batch, progress='fine-tune')
-    net.upscale = upscale
-    net.eval()
-
-
-def report(net: VDSR, eval_data: str | None, scale: int) -> dict:
-    return {'params': sum(p.numel() for p in net.parameters()), 'GMACs (720p)': conv_macs(net, *MAC_SIZE) / 1e9,
-            'ONNX bytes': onnx_size(net), 'Y-PSNR': y_psnr(net, eval_data, scale, color='y') if eval_data else None}
+import core  # noqa: F401  (registers everything into basicsr)
+from core.checkpoint import refuse_overwriting_input, save_checkpoint
+from core.errors import UserError, run_cli
+from core.vdsr_tools import fine_tune, load_vdsr, prune_vdsr, size_report
 
 
 def main() -> None:
@@ -66,12 +34,12 @@ def main() -> None:
         raise UserError(f'--sparsity must be between 0 and 1, got {args.sparsity}')
     refuse_overwriting_input(args.input, args.output)
     net = load_vdsr(args.input, args.scale)
-    before = report(net, args.eval_data, args.scale)
+    before = size_report(net, args.eval_data, args.scale)
     pruned = prune_vdsr(net, args.sparsity)
     if args.train_data and args.iters > 0:
         fine_tune(pruned, args.train_data, args.iters, args.batch, args.lr, args.theta)
-    after = report(pruned, args.eval_data, args.scale)
-    meta = {'arch': 'VDSR', 'args': {'upscale': args.scale, 'widths': pruned.widths},
+    after = size_report(pruned, args.eval_data, args.scale)
+    meta = {'arch': 'VDSR', 'args': pruned.init_args,
             'pruned_from': osp.basename(args.input), 'sparsity': args.sparsity, 'finetune_iters': args.iters}
     save_checkpoint(args.output, pruned.state_dict(), meta)
     print(f"\n{'':<14}{'before':>14}{'after':>14}{'ratio':>9}")

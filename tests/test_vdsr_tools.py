@@ -8,8 +8,7 @@ from conftest import eval_opt, run_repo_script, write_edsr_pairs, write_yaml
 from core.archs.vdsr_arch import VDSR
 from core.checkpoint import load_checkpoint
 from core.engine import evaluate_pipeline
-from core.pruning import conv_macs, l1_kept_filters, prune_vdsr
-from scripts.search_vdsr_hparams import run_search
+from core.vdsr_tools import conv_macs, l1_kept_filters, prune_vdsr, run_search
 
 
 def test_l1_pruning_keeps_the_largest_filters_and_removes_the_rest():

@@ -75,9 +75,3 @@ class MultiScaleYDataset(data.Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
-
-
-def vdsr_training_patches(hr_folder: str, name: str) -> MultiScaleYDataset:
-    """The paper's training set for scripts outside basicsr's loop: 41×41 Y patches at x2/x3/x4, flips and rotations."""
-    return MultiScaleYDataset({'name': name, 'phase': 'train', 'scale': 2, 'scales': [2, 3, 4],
-                               'dataroot_gt': hr_folder, 'patch_size': 41, 'use_hflip': True, 'use_rot': True})

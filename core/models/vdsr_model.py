@@ -7,15 +7,11 @@ bounded while the high initial rate (0.1) decays: `train: grad_clip: {type: adju
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY
-from torch.nn import functional as F
-from tqdm import tqdm
 
 from core.errors import UserError
 from core.models.ir_model import IRModel
@@ -32,31 +28,6 @@ def clip_gradients(params: Iterable[torch.nn.Parameter], clip: Mapping | None, l
         torch.nn.utils.clip_grad_norm_(params, clip['max_norm'])
     else:
         raise UserError(f"unknown grad_clip type '{clip['type']}'; use adjustable (theta) or norm (max_norm)")
-
-
-def sgd_steps(net: torch.nn.Module, dataset: torch.utils.data.Dataset, iters: int, batch: int, lr: float,
-              momentum: float = 0.9, weight_decay: float = 1e-4, theta: float = 0.4, drop_last: bool = False,
-              progress: str | None = None) -> list[float]:
-    """The VDSR step (SGD, MSE, adjustable clipping) outside basicsr's loop, for scripts: `iters` batches cycling
-    over `dataset`. Returns the losses; it stops early at a non-finite one, which is then the last."""
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=drop_last)
-    batches = itertools.islice(itertools.chain.from_iterable(itertools.repeat(loader)), iters)
-    if progress:
-        batches = tqdm(batches, total=iters, desc=progress, unit='iter')
-    net.train()
-    losses = []
-    for data in batches:
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.mse_loss(net(data['lq']), data['gt'])
-        losses.append(loss.item())
-        if not math.isfinite(losses[-1]):
-            break
-        loss.backward()
-        if theta > 0:
-            clip_gradients(net.parameters(), {'type': 'adjustable', 'theta': theta}, lr)
-        optimizer.step()
-    return losses
 
 
 @MODEL_REGISTRY.register()
