@@ -8,19 +8,15 @@ Both networks start from the same weights; rounds alternate between them so mach
 
 import argparse
 import statistics
-import sys
 import time
-from os import path as osp
 
 import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import core  # noqa: E402,F401
-from core.archs.ecbsr_arch import ECBSR  # noqa: E402
-from core.archs.sesr_arch import SESR  # noqa: E402
+import core  # noqa: F401  (registers everything into basicsr)
+from core.archs.ecbsr_arch import ECBSR
+from core.archs.sesr_arch import SESR
 
 FAMILIES = {
     'ecbsr': dict(title='ECBSR-M4C16 x4', batch=8, scale=4, rounds=5, steps=4, channels=3,

@@ -10,12 +10,8 @@ Unpickling runs code named in the file, so this reads it with an unpickler that 
 
 import argparse
 import pickle
-import sys
-from os import path as osp
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from core.errors import UserError, run_cli  # noqa: E402
+from core.errors import UserError, run_cli
 
 REFERENCE_IDS = ('Bicubic_s2', 'eSR-MAX_s2_K3_C1', 'eSR-TM_s2_K7_C16', 'eSR-TR_s2_K7_C16', 'eSR-CNN_s2_C8_D9_S15')
 _NUMPY_SCALAR = {('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar')}

@@ -1,14 +1,10 @@
 """Build the demo data from scikit-image's bundled images (no download): python scripts/make_demo_data.py"""
 
 import argparse
-import sys
-from os import path as osp
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import core  # noqa: E402,F401
-from core.data.demo_data import build_demo_data  # noqa: E402
-from core.errors import run_cli  # noqa: E402
+import core  # noqa: F401  (registers everything into basicsr)
+from core.data.demo_data import build_demo_data
+from core.errors import run_cli
 
 
 def main() -> None:

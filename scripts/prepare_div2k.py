@@ -10,7 +10,6 @@ DIV2K_train_LR_bicubic_X{s}_sub.lmdb. Each output appears only once it is comple
 import argparse
 import contextlib
 import os
-import sys
 from functools import partial
 from multiprocessing import Pool
 from os import path as osp
@@ -18,11 +17,9 @@ from os import path as osp
 import cv2
 from tqdm import tqdm
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import core  # noqa: E402,F401
-from core.data.layouts import image_files  # noqa: E402
-from core.data.preparation import (  # noqa: E402
+import core  # noqa: F401  (registers everything into basicsr)
+from core.data.layouts import image_files
+from core.data.preparation import (
     as_bgr,
     bicubic_downscale,
     build_lmdb,
@@ -31,7 +28,7 @@ from core.data.preparation import (  # noqa: E402
     write_meta_info,
     write_png,
 )
-from core.errors import UserError, run_cli  # noqa: E402
+from core.errors import UserError, run_cli
 
 
 def process_image(path: str, hr_dir: str, lr_dirs: dict[int, str], crop: int, step: int,
