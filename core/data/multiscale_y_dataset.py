@@ -13,6 +13,7 @@ from os import path as osp
 
 import numpy as np
 import torch
+from basicsr.data.transforms import mod_crop
 from basicsr.utils import bgr2ycbcr, imfrombytes
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -20,7 +21,6 @@ from torch.utils import data
 
 from core.data.layouts import PREPARE_HINT, image_files
 from core.data.paired_sr_dataset import random_augment
-from core.data.preparation import mod_crop
 from core.errors import UserError
 
 

@@ -14,6 +14,7 @@ from os import path as osp
 
 import numpy as np
 from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_lmdb, paired_paths_from_meta_info_file
+from basicsr.data.transforms import paired_random_crop
 from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from PIL import Image
@@ -133,7 +134,7 @@ class PairedSRDataset(data.Dataset):
                                              img_gt.shape[:2], scale))
         img_gt = img_gt[:img_lq.shape[0] * scale, :img_lq.shape[1] * scale]  # mod-crop HR to LR·scale
         if self.opt['phase'] == 'train':
-            img_gt, img_lq = self._random_patch(img_gt, img_lq)
+            img_gt, img_lq = self._random_patch(img_gt, img_lq, paths['gt_path'])
             img_gt, img_lq = random_augment([img_gt, img_lq], self.opt.get('use_hflip', False),
                                             self.opt.get('use_vflip', False), self.opt.get('use_rot', False))
             if self.opt.get('use_channels_shuffle', False):
@@ -145,16 +146,11 @@ class PairedSRDataset(data.Dataset):
         tensor_gt, tensor_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         return {'lq': tensor_lq, 'gt': tensor_gt, 'lq_path': paths['lq_path'], 'gt_path': paths['gt_path']}
 
-    def _random_patch(self, img_gt: np.ndarray, img_lq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _random_patch(self, img_gt: np.ndarray, img_lq: np.ndarray, gt_path: str) -> tuple[np.ndarray, np.ndarray]:
         lq_size = self.opt.get('lq_size')
         if not lq_size:
             return img_gt, img_lq
-        top = random.randint(0, img_lq.shape[0] - lq_size)
-        left = random.randint(0, img_lq.shape[1] - lq_size)
-        s = self.scale
-        lq = img_lq[top:top + lq_size, left:left + lq_size]
-        gt = img_gt[top * s:(top + lq_size) * s, left * s:(left + lq_size) * s]
-        return gt, lq
+        return paired_random_crop(img_gt, img_lq, lq_size * self.scale, self.scale, gt_path)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -14,16 +14,11 @@ from os import path as osp
 
 import cv2
 import numpy as np
+from basicsr.data.transforms import mod_crop
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize
 
 from core.errors import UserError
-
-
-def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the bottom/right so both sides are multiples of `scale`."""
-    h, w = img.shape[:2]
-    return img[:h - h % scale, :w - w % scale]
 
 
 def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
