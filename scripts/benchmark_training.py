@@ -22,7 +22,7 @@ FAMILIES = {
     'ecbsr': dict(title='ECBSR-M4C16 x4', batch=8, scale=4, rounds=5, steps=4, channels=3,
                   build=lambda fast: ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=fast),
                   names=('branch', 'collapsed')),
-    'sesr': dict(title='SESR-M5 x2 (Y channel, as the seed)', batch=32, scale=2, rounds=3, steps=2, channels=1,
+    'sesr': dict(title='SESR-M5 x2 (on Y, as its authors)', batch=32, scale=2, rounds=3, steps=2, channels=1,
                  build=lambda fast: SESR(1, 1, 2, 5, 16, 256, 'collapsed' if fast else 'expanded'),
                  names=('expanded', 'collapsed')),
 }

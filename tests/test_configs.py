@@ -1,5 +1,6 @@
 """The committed configs: generated, parseable by basicsr, with the paper's settings, and every type registered."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,11 @@ def test_every_config_names_registered_types(path):
     check_registered(load(path))
 
 
-def test_the_issue_names_this_exact_path():
-    assert (REPO / 'configs' / 'train' / 'ETDS_M4C32_x4.yml').is_file()
+def test_every_config_the_readme_and_docs_name_exists():
+    texts = [REPO / 'README.md', *sorted((REPO / 'docs').rglob('*.md'))]
+    named = {m for text in texts for m in re.findall(r'configs/[\w./-]+\.yml', text.read_text())}
+    assert 'configs/train/ETDS_M4C32_x4.yml' in named  # the README's first training command
+    assert sorted(p for p in named if not (REPO / p).is_file()) == []
 
 
 @pytest.mark.parametrize('size', list(ETDS_SIZES))
@@ -72,13 +76,13 @@ def test_every_family_has_train_and_test_configs_at_every_scale():
     assert load(REPO / 'configs' / 'train' / 'ECBSR_M6C40_x3.yml')['network_g']['num_feat'] == 40
 
 
-def test_sesr_configs_follow_the_seed_and_x4_starts_from_x2():
+def test_sesr_configs_follow_the_authors_flags_and_x4_starts_from_x2():
     for size in ('M5', 'M11', 'XL'):
         x2 = load(REPO / 'configs' / 'train' / f'SESR_{size}_x2.yml')
         x4 = load(REPO / 'configs' / 'train' / f'SESR_{size}_x4.yml')
         assert x2['train']['optim_g']['lr'] == 2e-4 and x2['datasets']['train']['batch_size_per_gpu'] == 32
         assert x2['train']['pixel_opt']['type'] == 'L1Loss' and x2['network_g']['linear_block_type'] == 'collapsed'
-        assert x2['network_g']['num_in_ch'] == 1 and x2['datasets']['train']['color'] == 'y'  # the seed runs on Y
+        assert x2['network_g']['num_in_ch'] == 1 and x2['datasets']['train']['color'] == 'y'  # on Y, as the authors
         test = load(REPO / 'configs' / 'test' / f'SESR_{size}_x4.yml')
         assert all(d['color'] == 'y' for d in test['datasets'].values())
         assert x2['path']['pretrain_network_g'] is None

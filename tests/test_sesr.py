@@ -32,7 +32,7 @@ def test_compose_kxk_1x1_is_the_two_convs():
 
 
 def test_biases_do_not_leak_into_kernel_taps():
-    """With zero kernels a block outputs W2·b1 + b2 everywhere, borders included (the seed spread it over taps)."""
+    """With zero kernels a block outputs W2·b1 + b2 everywhere, borders included (the authors' code spreads it)."""
     block = LinearBlock(3, 4, 5, 8).double()
     with torch.no_grad():
         block.expand.weight.zero_()
