@@ -30,7 +30,7 @@ class ModelSpec:
     psnr_source: str = ''
 
 
-# Published figures are the ones README.md cites with their sources; 'measured' ones were computed here.
+# Published figures are the ones docs/families.md cites with their sources; 'measured' ones were computed here.
 SPECS = [
     ModelSpec('ETDS-M4C32 x4', 'ETDSForInference', dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4,
                                                         num_feat=32, num_residual_feat=3),
