@@ -84,6 +84,10 @@ def convert_network(source: nn.Module, source_arch: str, kind: str | None = None
     `options` go to the family's `to_deploy` (e.g. SESR's `two_step_shuffle`).
     """
     fold, _ = deploy_step(source_arch, kind, options)
+    return _folded(source, fold)
+
+
+def _folded(source: nn.Module, fold: Callable[[nn.Module], nn.Module]) -> tuple[str, dict, nn.Module]:
     dtype = next(source.parameters()).dtype
     target = fold(copy.deepcopy(source).double().eval())
     return registered_name(type(target)), dict(target.init_args), target.to(dtype).eval()
@@ -138,8 +142,8 @@ def convert_verified(source: nn.Module, source_arch: str, kind: str | None = Non
                      options: dict | None = None) -> tuple[str, dict, nn.Module, float]:
     """Fold `source` and check the fold on random images in float64; an inexact fold is a UserError."""
     options = options or {}
-    _, reference = deploy_step(source_arch, kind, options)
-    target_arch, target_args, target = convert_network(source, source_arch, kind, **options)
+    fold, reference = deploy_step(source_arch, kind, options)
+    target_arch, target_args, target = _folded(source, fold)
     diff = verify(source, target, reference, input_channels(source))
     if not diff <= tolerance:
         raise UserError(f'conversion is not exact: max abs difference {diff:.3g} > {tolerance:g}; '
