@@ -111,10 +111,8 @@ class SESR(SRNetwork):
         layout of the result (None keeps this network's)."""
         convs = [block.fold() for block in (self.first, *self.blocks, self.last)]
         args = {k: v for k, v in self.init_args.items() if k not in ('feature_size', 'linear_block_type')}
-        plain = built_like(SESRInference, convs[0][0], **args)
-        load_convs(plain.convs, convs)
-        plain.acts.load_state_dict(self.acts.state_dict())
-        return plain if two_step_shuffle is None else plain.with_layout(two_step_shuffle=two_step_shuffle)
+        layout = self.two_step_shuffle if two_step_shuffle is None else two_step_shuffle
+        return _collapsed_sesr(convs, self.acts, args, layout)
 
 
 @ARCH_REGISTRY.register()
@@ -148,14 +146,20 @@ class SESRInference(SRNetwork):
     @torch.no_grad()
     def with_layout(self, two_step_shuffle: bool) -> nn.Module:
         """The same function with the x4 PixelShuffle layout `two_step_shuffle`."""
-        convs = [conv_params(conv) for conv in self.convs]
-        if two_step_shuffle != self.two_step_shuffle:
-            relayout = to_stepwise_shuffle if two_step_shuffle else from_stepwise_shuffle
-            convs[-1] = relayout(convs[-1], (2, 2))
-        moved = built_like(SESRInference, convs[0][0], **{**self.init_args, 'two_step_shuffle': two_step_shuffle})
-        load_convs(moved.convs, convs)
-        moved.acts.load_state_dict(self.acts.state_dict())
-        return moved
+        return _collapsed_sesr([conv_params(conv) for conv in self.convs], self.acts, self.init_args,
+                               two_step_shuffle)
+
+
+def _collapsed_sesr(convs: list[Conv], acts: nn.ModuleList, args: dict, two_step_shuffle: bool) -> SESRInference:
+    """SESRInference holding `convs` and `acts` (laid out as `args['two_step_shuffle']` says), in the x4
+    layout `two_step_shuffle`: moving between layouts reorders the last conv's output channels only."""
+    if two_step_shuffle != args['two_step_shuffle']:
+        relayout = to_stepwise_shuffle if two_step_shuffle else from_stepwise_shuffle
+        convs = [*convs[:-1], relayout(convs[-1], (2, 2))]
+    plain = built_like(SESRInference, convs[0][0], **{**args, 'two_step_shuffle': two_step_shuffle})
+    load_convs(plain.convs, convs)
+    plain.acts.load_state_dict(acts.state_dict())
+    return plain
 
 
 # Raw layouts. Weights cannot tell the x4 PixelShuffle layouts apart: raw files are read as one PixelShuffle(4).
