@@ -8,7 +8,6 @@ setting changes in one place.
 from __future__ import annotations
 
 import argparse
-import copy
 from os import path as osp
 
 import yaml
@@ -205,10 +204,9 @@ def all_configs() -> dict[str, str]:
                         f'experiments/pretrained_models/{model_id}.model'))
     for name, net, model_type, settings, scale, on_y, pretrain in entries:
         configs[f'configs/train/{name}.yml'] = to_yaml(train_header(name, net, settings),
-                                                       train_opt(name, copy.deepcopy(net), model_type, settings,
-                                                                 scale, on_y))
+                                                       train_opt(name, net, model_type, settings, scale, on_y))
         configs[f'configs/test/{name}.yml'] = to_yaml(test_header(name, scale, on_y),
-                                                      test_opt(name, copy.deepcopy(net), scale, on_y, pretrain))
+                                                      test_opt(name, net, scale, on_y, pretrain))
     configs['configs/train/VDSR.yml'] = to_yaml(VDSR_HEADER, vdsr_train_opt())
     for scale in SCALES:
         name = f'VDSR_x{scale}'
