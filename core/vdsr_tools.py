@@ -15,8 +15,8 @@ import os
 import sys
 import tempfile
 from os import path as osp
+from typing import TYPE_CHECKING
 
-import optuna
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -29,6 +29,9 @@ from core.data.multiscale_y_dataset import MultiScaleYDataset
 from core.errors import UserError
 from core.evaluation import y_psnr
 from core.models.vdsr_model import clip_gradients
+
+if TYPE_CHECKING:
+    import optuna
 
 MAC_SIZE = (720, 1280)  # MACs are reported for one 720p Y frame
 
@@ -155,6 +158,8 @@ def short_training(hp: dict, dataset: MultiScaleYDataset, iters: int, widths: li
 def run_search(train_data: str, storage: str, trials: int, iters: int, widths: list[int] | None, seed: int = 0,
                study_name: str = 'vdsr') -> optuna.Study:
     """Run (or continue) the study until it has `trials` finished trials."""
+    import optuna  # here, so the pruning command does not pay for importing the search library
+
     dataset = vdsr_training_patches(train_data, 'search')
     os.makedirs(osp.dirname(osp.abspath(storage)), exist_ok=True)
     study = optuna.create_study(study_name=study_name, storage=f'sqlite:///{storage}', direction='minimize',
