@@ -4,16 +4,20 @@ python converter.py --input experiments/ETDS_M4C32_x4/models/net_g_latest.pth --
 """
 
 import argparse
+import runpy
+from os import path as osp
 
-import core  # noqa: F401  (registers our archs and converters)
-from core.converters import convert_checkpoint
-from core.errors import run_cli
+ROOT = osp.dirname(osp.abspath(__file__))
+EXTENSIONS = {'pth': '.pth', 'safetensors': '.safetensors'}
 
 
-def main() -> None:
+def parse_args(cli: dict) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--input', required=True, help='training-form checkpoint (raw state_dict or basicsr format)')
+    parser.add_argument('--input', required=True,
+                        help='training-form checkpoint: raw state_dict, basicsr format or .safetensors')
     parser.add_argument('--output', required=True, help='where to write the converted checkpoint (never the input)')
+    parser.add_argument('--format', choices=sorted(EXTENSIONS), default=None,
+                        help='pth (torch) or safetensors; default: from the --output extension')
     parser.add_argument('-opt', default=None, help='training YAML whose network_g describes the input')
     parser.add_argument('--to', default=None, choices=['plain', 'et'],
                         help='plain: branches folded (e.g. ECBSRT); et: also the shortcut and clamp folded '
@@ -25,13 +29,36 @@ def main() -> None:
                         help='SESR x4: upsample with two PixelShuffle(2) (the authors\' TFLite layout) or, with --no-, '
                              'one PixelShuffle(4); the last conv is reordered exactly. Default: keep the input\'s')
     args = parser.parse_args()
+    extension = osp.splitext(args.output)[1].lower()
+    args.format = args.format or ('safetensors' if extension == '.safetensors' else 'pth')
+    if extension != EXTENSIONS[args.format]:
+        parser.error(f'--format {args.format} writes a {EXTENSIONS[args.format]} file; name --output accordingly')
+    cli['check_input_file'](args.input, '--input')
+    if args.opt is not None:
+        cli['check_input_file'](args.opt, '-opt')
+    cli['check_output_path'](args.output)
+    if osp.exists(args.output) and osp.samefile(args.input, args.output):
+        raise cli['UserError'](f'--output {args.output} is the input file; choose another output path')
+    return args
+
+
+def main() -> None:
+    # arguments and paths are checked before torch and basicsr load (core/cli.py is torch-free)
+    cli = runpy.run_path(osp.join(ROOT, 'core', 'cli.py'))
+    args = cli['run_cli'](lambda: parse_args(cli))
+
+    import core  # noqa: F401  (registers our archs and converters)
+    from core.converters import convert_checkpoint
+    from core.errors import run_cli
+
     options = {} if args.two_step_shuffle is None else {'two_step_shuffle': args.two_step_shuffle}
-    report = convert_checkpoint(args.input, args.output, opt_path=args.opt, kind=args.to, tolerance=args.tolerance,
-                                param_key=args.param_key, options=options)
+    report = run_cli(lambda: convert_checkpoint(args.input, args.output, opt_path=args.opt, kind=args.to,
+                                                tolerance=args.tolerance, param_key=args.param_key,
+                                                options=options))
     print(f'{report.source_arch} -> {report.target_arch} {report.target_args}')
     print(f'max abs difference on random inputs (float64): {report.max_abs_diff:.3g}')
     print(f'wrote {report.output}')
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    main()

@@ -23,6 +23,7 @@ setup(
         'PyYAML>=6.0',
         'optuna>=3.6',
         'onnx>=1.15',
+        'safetensors>=0.4',
     ],
     extras_require={
         # scripts/export.py, scripts/upscale.py --backend, scripts/benchmark_models.py; core.deploy.optional names it

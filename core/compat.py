@@ -11,17 +11,19 @@ tested; nothing in basicsr is patched behind the user's back.
 3. `basicsr.utils.dist_util.init_dist` hard-codes NCCL and divides by `torch.cuda.device_count()`.
    `init_distributed()` picks gloo on CPU and NCCL on CUDA.
 4. `basicsr.utils.options.parse_options` rejects `--local-rank` (what `torch.distributed.launch`
-   passes) and initialises NCCL itself. `parse_options()` accepts both spellings, sets up the process
-   group with fix 3, then hands the rest to basicsr's parser.
+   passes), initialises NCCL itself, and applies `--force_yml` unchecked (a misspelt key is added, a
+   value's type is guessed). `parse_options()` takes the arguments and overrides core.cli checked, sets
+   up the process group with fix 3, then hands the resulting file to basicsr's parser.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
+import io
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from os import path as osp
 from typing import Any
@@ -69,48 +71,70 @@ def _argv(argv: Sequence[str]) -> Iterator[None]:
         sys.argv = saved
 
 
-def build_argument_parser() -> argparse.ArgumentParser:
-    """The options basicsr takes, plus `--local-rank`, which torch.distributed.launch passes."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none', help='job launcher')
-    parser.add_argument('--auto_resume', action='store_true')
-    parser.add_argument('--debug', action='store_true')
-    parser.add_argument('--local-rank', '--local_rank', dest='local_rank', type=int, default=0)
-    parser.add_argument('--datasets', nargs='+', default=None, metavar='NAME',
-                        help='test.py only: evaluate just these datasets (by name), e.g. --datasets Set5 Set14')
-    parser.add_argument('--force_yml', nargs='+', default=None,
-                        help='Override YAML values, e.g. train:total_iter=100 datasets:train:batch_size_per_gpu=4')
-    return parser
+@contextlib.contextmanager
+def _option_file(args: Any) -> Iterator[str]:
+    """The file basicsr should parse: the user's own, or a temporary copy with the checked overrides applied.
+
+    basicsr applies `--force_yml` itself without checking keys or types (core.cli does), so it gets the result.
+    """
+    if not args.force_yml:
+        yield args.opt
+        return
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix='options_') as folder:
+        path = osp.join(folder, osp.basename(args.opt))
+        with open(path, 'w', encoding='utf-8') as handle:
+            yaml.safe_dump(args.options, handle, sort_keys=False)
+        yield path
 
 
-def parse_options(root_path: str, is_train: bool, argv: Sequence[str] | None = None) -> tuple[dict, Any]:
-    """basicsr's option parsing, with gloo-capable distributed set-up and `--local-rank` accepted."""
+def parse_options(root_path: str, is_train: bool, argv: Sequence[str] | None = None,
+                  args: Any = None) -> tuple[dict, Any]:
+    """basicsr's option parsing of checked options (core.cli), with gloo-capable distributed set-up.
+
+    `args` is what core.cli.parse_option_args returned (the entry scripts parse before importing torch);
+    without it `argv` is parsed here. basicsr's "Disable distributed." print is dropped: the header says it.
+    """
     from basicsr.utils.dist_util import get_dist_info
     from basicsr.utils.options import parse_options as basicsr_parse_options
 
+    from core.cli import parse_option_args
     from core.errors import UserError
 
-    args = build_argument_parser().parse_args(argv)
-    if not osp.isfile(args.opt):
-        raise UserError(f'option file {args.opt} does not exist; pass an existing YAML with -opt')
+    if args is None:
+        args = parse_option_args(is_train, argv)
+    check_devices(args.options)
     init_distributed(args.launcher)
-    forwarded = ['-opt', args.opt]
-    if args.auto_resume:
-        forwarded.append('--auto_resume')
-    if args.debug:
-        forwarded.append('--debug')
-    if args.force_yml:
-        forwarded += ['--force_yml', *args.force_yml]
-    with _argv(forwarded):
-        try:
-            opt, _ = basicsr_parse_options(root_path, is_train=is_train)
-        except KeyError as err:
-            raise UserError(f'option file {args.opt} lacks the key {err}; compare it with configs/') from None
+    with _option_file(args) as option_file:
+        forwarded = ['-opt', option_file] + ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
+        with _argv(forwarded), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                opt, _ = basicsr_parse_options(root_path, is_train=is_train)
+            except KeyError as err:
+                raise UserError(f'option file {args.opt} lacks the key {err}; compare it with configs/') from None
     opt['dist'] = args.launcher != 'none'
     opt['rank'], opt['world_size'] = get_dist_info()
     opt['root_path'] = root_path
     return opt, args
+
+
+def check_devices(options: dict) -> None:
+    """`num_gpu` must name devices this machine has: basicsr would fail deep inside CUDA otherwise."""
+    from core.errors import UserError
+
+    num_gpu = options.get('num_gpu', 0)
+    if num_gpu in (0, 'auto', None):
+        return
+    if not isinstance(num_gpu, int) or isinstance(num_gpu, bool) or num_gpu < 0:
+        raise UserError(f"num_gpu: {num_gpu!r} is not a number of GPUs; use 0 (CPU), 'auto' or a count")
+    available = torch.cuda.device_count()
+    if available == 0:
+        raise UserError(f'num_gpu: {num_gpu} but this machine has no CUDA GPU; set num_gpu: 0 to run on the CPU '
+                        '(or pass --force_yml num_gpu=0)')
+    if num_gpu > available:
+        raise UserError(f"num_gpu: {num_gpu} but this machine has {available} GPU(s); set num_gpu: {available} "
+                        "or 'auto'")
 
 
 def load_resume_state(opt: dict) -> dict | None:

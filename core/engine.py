@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from os import path as osp
+from typing import Any
 
 import torch
 from basicsr.data import build_dataloader, build_dataset
@@ -97,9 +98,12 @@ def _build_eval_loaders(opt: dict, prefixes: Sequence[str], logger: logging.Logg
     return loaders
 
 
-def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> str:
-    """Train from a YAML; returns the experiment folder. Bad options fail before anything is written."""
-    opt, args = parse_options(root_path, is_train=True, argv=argv)
+def train_pipeline(root_path: str, argv: Sequence[str] | None = None, args: Any = None) -> str:
+    """Train from a YAML; returns the experiment folder. Bad options fail before anything is written.
+
+    `args` is core.cli.parse_option_args's result (train.py parses before importing torch); else `argv` is parsed.
+    """
+    opt, args = parse_options(root_path, is_train=True, argv=argv, args=args)
     check_registered(opt)
     if 'train' not in opt['datasets']:
         raise UserError(f'{args.opt} has no datasets:train section; compare it with configs/train/')
@@ -207,9 +211,10 @@ def _select_datasets(opt: dict, names: Sequence[str]) -> None:
     opt['datasets'] = {phase: d for phase, d in opt['datasets'].items() if phase in keep}
 
 
-def evaluate_pipeline(root_path: str, argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+def evaluate_pipeline(root_path: str, argv: Sequence[str] | None = None,
+                      args: Any = None) -> dict[str, dict[str, float]]:
     """Evaluate every test_* / val_* dataset of a YAML; returns {dataset: {metric: value}}."""
-    opt, args = parse_options(root_path, is_train=False, argv=argv)
+    opt, args = parse_options(root_path, is_train=False, argv=argv, args=args)
     if args.datasets:
         _select_datasets(opt, args.datasets)
     _network_from_checkpoint(opt)

@@ -221,7 +221,7 @@ def plot(results: list[dict], machine: dict, path: str) -> None:
 
 
 def write_outputs(results: list[dict], machine: dict, output_dir: str) -> str:
-    from core.deploy.staging import staged_file
+    from core.staging import staged_file
 
     table = markdown_table(results, machine)
     with staged_file(osp.join(output_dir, 'models.json')) as tmp, open(tmp, 'w') as handle:

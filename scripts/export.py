@@ -1,4 +1,4 @@
-"""Export a model to ONNX or TFLite (fp32 or int8), checked by its own runtime before the file is kept.
+"""Export a model to ONNX or TFLite (fp32 or int8), or its weights to safetensors, checked before the file is kept.
 
 python scripts/export.py --model ETDS_M4C32_x4_plain.pth --format onnx --output etds_x4.onnx
 python scripts/export.py --model net_g_latest.pth --format tflite-int8 --output etds_x4_int8.tflite \
@@ -15,8 +15,9 @@ import argparse
 from os import path as osp
 
 # core.deploy.export.FORMATS, repeated here so that --help and argument errors need no torch import
-FORMATS = ('onnx', 'onnx-int8', 'tflite', 'tflite-int8')
-EXTENSIONS = {'onnx': '.onnx', 'onnx-int8': '.onnx', 'tflite': '.tflite', 'tflite-int8': '.tflite'}
+FORMATS = ('onnx', 'onnx-int8', 'tflite', 'tflite-int8', 'safetensors')
+EXTENSIONS = {'onnx': '.onnx', 'onnx-int8': '.onnx', 'tflite': '.tflite', 'tflite-int8': '.tflite',
+              'safetensors': '.safetensors'}
 ORT_CALIBRATION_SIZE = (128, 128)  # ORT keeps every activation of every calibration patch in memory
 
 
@@ -34,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', required=True, help='checkpoint (.pth) in any form the toolkit knows')
     parser.add_argument('--format', required=True, choices=FORMATS)
-    parser.add_argument('--output', required=True, help='the file to write (.onnx or .tflite); never the input')
+    parser.add_argument('--output', required=True,
+                        help='the file to write (.onnx, .tflite or .safetensors); never the input')
     parser.add_argument('-opt', default=None,
                         help='training YAML: describes a checkpoint without meta, and its train set calibrates int8')
     parser.add_argument('--size', type=parse_size, default=(360, 640),

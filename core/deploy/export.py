@@ -14,9 +14,11 @@ from os import path as osp
 
 import numpy as np
 import torch
+from basicsr.archs import build_network
 from basicsr.utils import bgr2ycbcr
 from skimage import data as skimage_data
 
+from core.checkpoint import load_checkpoint, load_into, save_safetensors
 from core.deploy.calibration import fit_to_size
 from core.deploy.model import DeployModel
 from core.deploy.onnx_export import export_onnx, onnx_difference
@@ -24,11 +26,11 @@ from core.deploy.ort_quantization import quantize_onnx_static
 from core.deploy.qat import export_qat_tflite
 from core.deploy.receptive_field import receptive_radius
 from core.deploy.runtimes import OnnxRuntime, Runtime, TFLiteRuntime
-from core.deploy.staging import staged_file
 from core.deploy.tflite_export import convert_to_tflite, quantize_pt2e
 from core.errors import UserError
+from core.staging import staged_file
 
-FORMATS = ('onnx', 'onnx-int8', 'tflite', 'tflite-int8')
+FORMATS = ('onnx', 'onnx-int8', 'tflite', 'tflite-int8', 'safetensors')
 DEFAULT_SIZE = (360, 640)  # LR input of the ETDS paper's mobile measurements (1440×2560 output at x4)
 ONNX_CHECK_SIZE = (96, 124)  # odd sizes are not needed: the graph is the same for every size
 
@@ -61,6 +63,22 @@ def _difference(runtime: Runtime, model: DeployModel, x: np.ndarray) -> tuple[fl
     return float(diff.max()), float(diff.mean())
 
 
+def _export_safetensors(model: DeployModel, output: str, meta: dict, tolerance: float) -> ExportReport:
+    """The deploy form's weights and meta; checked by rebuilding the network from the file alone."""
+    x = torch.from_numpy(check_image(model.num_in_ch, ONNX_CHECK_SIZE))
+    with staged_file(output) as tmp:
+        save_safetensors(tmp, model.net.state_dict(), meta)
+        state, saved_meta = load_checkpoint(tmp)
+        rebuilt = build_network({'type': saved_meta['arch'], **saved_meta['args']})
+        load_into(rebuilt, state, source=output)
+        with torch.inference_mode():
+            diff = (rebuilt.eval()(x) - model.net(x)).abs()
+        if not float(diff.max()) <= tolerance:
+            raise UserError(f'{output} does not rebuild the model (max abs difference {float(diff.max()):.3g}); '
+                            'it was not written')
+    return ExportReport('safetensors', output, float(diff.max()), float(diff.mean()))
+
+
 def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int] = DEFAULT_SIZE,
                  calibration: list[np.ndarray] | None = None, nhwc_uint8: bool = False,
                  pixel_shuffle: str = 'depth-to-space', reduce_range: bool = False, tolerance: float = 1e-5,
@@ -73,6 +91,8 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
         raise UserError(f'{fmt} needs calibration images: pass --calib FOLDER of LR images, or -opt train.yml')
     radius = receptive_radius(model.net, model.num_in_ch, model.scale)
     meta = export_meta(model, fmt, radius)
+    if fmt == 'safetensors':
+        return _export_safetensors(model, output, meta, tolerance)
     limit = tolerance
     with staged_file(output) as tmp:
         if fmt == 'onnx':

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from core.data.layouts import IMAGE_EXTENSIONS, image_files
-from core.deploy.staging import staged_file
 from core.errors import UserError
+from core.staging import staged_file
 
 
 @dataclass
