@@ -22,6 +22,10 @@ from core.staging import staged_file
 PARAM_KEYS = ('params_ema', 'params')
 
 
+class NotWeightsOnly(UserError):
+    """A file that would run pickled code: refused, never skipped over or retried."""
+
+
 def load_checkpoint(path: str, param_key: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Return `(state_dict, meta)` from a .pth or .safetensors file, refusing anything but finite tensors.
 
@@ -62,8 +66,8 @@ def read_weights_only(path: str, what: str) -> Any:
         if 'weights only' in str(err).lower():
             found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
             holds = f' (it pickles {found.group(1)})' if found else ''
-            raise UserError(f'{path} is not a weights-only tensor {what}{holds}; re-save it as a state_dict of '
-                            'tensors') from None
+            raise NotWeightsOnly(f'{path} is not a weights-only tensor {what}{holds}; re-save it as a state_dict '
+                                 'of tensors, and load only files you trust') from None
         raise UserError(_unreadable(path, what, err)) from None
     except Exception as err:  # noqa: BLE001  (torch raises many types for damaged files: all mean the same here)
         raise UserError(_unreadable(path, what, err)) from None

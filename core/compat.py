@@ -7,7 +7,7 @@ tested; nothing in basicsr is patched behind the user's back.
    0.17 renamed to `_functional_tensor`. `alias_functional_tensor()` registers the old module name.
    It must run before the first `import basicsr`, which is why `core/__init__.py` calls it first.
 2. `basicsr.train.load_resume_state` maps tensors with `torch.cuda.current_device()`, so resume fails
-   on CPU. `load_resume_state()` maps to the model's device and loads with `weights_only=True`.
+   on CPU. core.resume.find_resume_point maps to the model's device and loads with `weights_only=True`.
 3. `basicsr.utils.dist_util.init_dist` hard-codes NCCL and divides by `torch.cuda.device_count()`.
    `init_distributed()` picks gloo on CPU and NCCL on CUDA.
 4. `basicsr.utils.options.parse_options` rejects `--local-rank` (what `torch.distributed.launch`
@@ -135,29 +135,3 @@ def check_devices(options: dict) -> None:
     if num_gpu > available:
         raise UserError(f"num_gpu: {num_gpu} but this machine has {available} GPU(s); set num_gpu: {available} "
                         "or 'auto'")
-
-
-def load_resume_state(opt: dict) -> dict | None:
-    """basicsr's resume-state lookup, but mapped to the model's device and loaded with weights_only."""
-    from basicsr.utils import check_resume, scandir
-
-    from core.errors import UserError
-
-    path = None
-    if opt['auto_resume']:
-        state_dir = osp.join(opt['root_path'], 'experiments', opt['name'], 'training_states')
-        if osp.isdir(state_dir):
-            states = [int(v.split('.state')[0]) for v in scandir(state_dir, suffix='state', recursive=False)]
-            if states:
-                path = osp.join(state_dir, f'{max(states)}.state')
-                opt['path']['resume_state'] = path
-    else:
-        path = opt['path'].get('resume_state')
-    if path is None:
-        return None
-    if not osp.isfile(path):
-        raise UserError(f'resume state {path} does not exist; fix path.resume_state or use --auto_resume')
-    device = torch.device('cuda', torch.cuda.current_device()) if opt['num_gpu'] != 0 else torch.device('cpu')
-    state = torch.load(path, map_location=device, weights_only=True)
-    check_resume(opt, state['iter'])
-    return state

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from collections.abc import Mapping
 
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
@@ -40,7 +42,8 @@ def _check_arguments(key: str, network: Mapping) -> None:
     cls = ARCH_REGISTRY.get(network['type'])
     args = {k: v for k, v in network.items() if k != 'type'}
     try:
-        inspect.signature(cls).bind(**args)
+        signature = inspect.signature(cls, eval_str=True)
+        signature.bind(**args)
     except TypeError as err:
         hint = ''
         ours = [name for name, obj in ARCH_REGISTRY
@@ -49,3 +52,31 @@ def _check_arguments(key: str, network: Mapping) -> None:
             hint = f"; this is basicsr's {cls.__name__}, ours is registered as type: {ours[0]}"
         raise UserError(f'{key} ({network["type"]}) does not accept these options: {err}; '
                         f"it takes ({', '.join(inspect.signature(cls).parameters)}){hint}") from None
+    for name, value in args.items():
+        expected = _simple_types(signature.parameters[name].annotation)
+        if expected and not _is_instance(value, expected):
+            wanted = ' or '.join(t.__name__ for t in expected)
+            raise UserError(f'{key}:{name} is {value!r} ({type(value).__name__}) but {network["type"]} takes '
+                            f'{wanted} there; fix {name} in network_g')
+
+
+def _simple_types(annotation: object) -> tuple[type, ...]:
+    """The plain types an annotation allows (`int`, `int | None`); empty when it says more than that."""
+    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    simple = (int, float, bool, str, type(None))
+    return tuple(members) if all(m in simple for m in members) else ()
+
+
+def _is_instance(value: object, expected: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # YAML's true is not a number of blocks
+        return bool in expected
+    if isinstance(value, int) and float in expected:
+        return True
+    return isinstance(value, expected)
+
+
+def check_training(opt: Mapping) -> None:
+    """Training options basicsr accepts but that cannot train (today it would save an untrained model)."""
+    total = opt['train'].get('total_iter')
+    if isinstance(total, bool) or not isinstance(total, (int, float)) or total < 1:
+        raise UserError(f'train:total_iter is {total!r}; set it to the number of iterations to train (at least 1)')

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from os import path as osp
 
+from PIL import Image
+
 from core.errors import UserError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -14,6 +16,37 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 def image_files(folder: str) -> list[str]:
     """The image files directly in `folder`, sorted (by extension, case-insensitive)."""
     return sorted(osp.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+
+
+# what the last bytes of a complete file contain; a copy or download cut short lacks it
+_END_MARKERS = {'PNG': b'IEND', 'JPEG': b'\xff\xd9'}
+_TAIL_BYTES = 4096  # lenient: some writers pad after the end marker
+
+
+def checked_image_size(path: str) -> tuple[int, int]:
+    """(height, width) from the header, after checking the file is whole: O(1) reads, no decoding.
+
+    A bad file found here fails before training starts, instead of at iteration 5,000 in a data worker.
+    """
+    if not osp.isfile(path):
+        raise UserError(f'{path} does not exist; ' + PREPARE_HINT)
+    size = osp.getsize(path)
+    if size == 0:
+        raise UserError(f'{path} is empty (0 bytes); replace it or remove it from the data set')
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            fmt = image.format
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UserError(f'{path} is not a readable image ({err}); replace it or remove it from the data set') from None
+    marker = _END_MARKERS.get(fmt)
+    if marker is not None:
+        with open(path, 'rb') as handle:
+            handle.seek(max(0, size - _TAIL_BYTES))
+            if marker not in handle.read():
+                raise UserError(f'{path} is truncated (its {fmt} end marker is missing); replace it or remove it '
+                                'from the data set')
+    return height, width
 
 
 PREPARE_HINT = ('build training data with scripts/prepare_div2k.py, or the demo data with '

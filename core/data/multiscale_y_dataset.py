@@ -19,7 +19,7 @@ from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from core.data.layouts import PREPARE_HINT, image_files
+from core.data.layouts import PREPARE_HINT, checked_image_size, image_files
 from core.data.paired_sr_dataset import random_augment
 from core.errors import UserError
 
@@ -44,6 +44,8 @@ class MultiScaleYDataset(data.Dataset):
         self.paths = image_files(folder)
         if not self.paths:
             raise UserError(f"dataset '{opt.get('name')}' has no images in {folder}; " + PREPARE_HINT)
+        for path in self.paths:
+            checked_image_size(path)
         self.scales = [int(s) for s in opt.get('scales', [opt['scale']])]
         self.patch_size = int(opt.get('patch_size', 41))
 

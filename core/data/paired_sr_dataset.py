@@ -17,10 +17,9 @@ from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_l
 from basicsr.data.transforms import paired_random_crop
 from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
-from PIL import Image
 from torch.utils import data
 
-from core.data.layouts import PREPARE_HINT, resolve_pair_folders
+from core.data.layouts import PREPARE_HINT, checked_image_size, resolve_pair_folders
 from core.errors import UserError
 
 
@@ -99,18 +98,14 @@ class PairedSRDataset(data.Dataset):
         self._check_pair_sizes()
 
     def _check_pair_sizes(self) -> None:
-        """Fail before training starts, naming the first pair whose sizes do not match the scale."""
+        """Fail before training starts, naming the first pair whose sizes do not match the scale, or the first
+        empty or truncated file."""
         if self.io_backend_opt['type'] == 'lmdb':
             lq_shapes, gt_shapes = _lmdb_shapes(self.lq_folder), _lmdb_shapes(self.gt_folder)
             sizes = [(p, lq_shapes[p['lq_path']], gt_shapes[p['gt_path']]) for p in self.paths]
         else:
-            sizes = []
-            for paths in self.paths:
-                for key in ('lq_path', 'gt_path'):
-                    if not osp.isfile(paths[key]):
-                        raise UserError(f'{paths[key]} does not exist; ' + PREPARE_HINT)
-                with Image.open(paths['lq_path']) as lq, Image.open(paths['gt_path']) as gt:
-                    sizes.append((paths, lq.size[::-1], gt.size[::-1]))
+            sizes = [(paths, checked_image_size(paths['lq_path']), checked_image_size(paths['gt_path']))
+                     for paths in self.paths]
         for paths, lq_hw, gt_hw in sizes:
             if not pair_fits(lq_hw, gt_hw, self.scale):
                 raise UserError(_pair_size_error(paths['lq_path'], lq_hw, paths['gt_path'], gt_hw, self.scale))

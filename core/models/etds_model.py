@@ -17,12 +17,6 @@ from core.models.ir_model import IRModel
 
 @MODEL_REGISTRY.register()
 class ETDSModel(IRModel):
-    def __init__(self, opt: dict) -> None:
-        if opt.get('dist') and opt.get('is_train') and opt['train'].get('fixed_residual_model_iters', 0) > 0:
-            # frozen parameters produce no gradient, which DistributedDataParallel must be told about
-            opt['find_unused_parameters'] = True
-        super().__init__(opt)
-
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
         self.interpolation_loss_weight = float(train_opt.get('interpolation_loss_weight', 0.0))
@@ -40,9 +34,6 @@ class ETDSModel(IRModel):
 
     def optimize_parameters(self, current_iter: int) -> None:
         self.start_qat_if_due(current_iter)
-        trainable = not self.residual_frozen(current_iter)
-        for param in self.residual_params:
-            param.requires_grad_(trainable)  # a parameter without a gradient is skipped by the optimizer
         self.optimizer_g.zero_grad(set_to_none=True)
         output = self.net_g(self.lq)
         sr, residual = output if isinstance(output, (tuple, list)) else (output, None)
@@ -55,6 +46,9 @@ class ETDSModel(IRModel):
             loss = loss + self.interpolation_loss_weight * l_interp
             loss_dict['l_interp'] = l_interp
         loss.backward()
+        if self.residual_frozen(current_iter):
+            for param in self.residual_params:
+                param.grad = None  # the optimizer skips a parameter without a gradient: frozen, moments untouched
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:

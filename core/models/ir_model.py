@@ -3,7 +3,8 @@
 Every model of ours builds on this. Overrides, each for a named reason:
 - `load_network`: weights_only loading of raw or {params, params_ema} files; a misfit names its key.
 - `save`: one atomic file {params, params_ema, meta}; meta records the network type and arguments.
-- `save_training_state`: atomic, so a crash mid-write never leaves a state that resume then trusts.
+- `save_training_state`: atomic, so a crash mid-write never leaves a state that resume then trusts; it
+  records the data position and every RNG, so resume continues exactly (core.engine).
 - `model_to_device`: DistributedDataParallel without device_ids on CPU (basicsr assumes CUDA).
 - `test`: networks whose forward returns a tuple (training forms) are evaluated on their first output.
 - `get_optimizer`: any torch.optim class by name (basicsr 1.4.2 builds only Adam; VDSR trains with SGD).
@@ -32,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from core.archs.network import first_output
 from core.checkpoint import atomic_save, load_checkpoint, load_into, network_meta, save_checkpoint
+from core.data.resumable import rng_states
 from core.errors import UserError
 
 
@@ -41,6 +43,7 @@ class IRModel(SRModel):
 
     qat_options: dict | None = None  # train:qat, checked
     qat_meta: dict | None = None  # set once the network is the fake-quantized deploy graph
+    progress: dict | None = None  # the data position after the last step (core.engine), saved with the state
 
     def init_training_settings(self) -> None:
         if self.opt['train'].get('qat') is not None:
@@ -111,6 +114,8 @@ class IRModel(SRModel):
     def model_to_device(self, net: nn.Module) -> nn.Module:
         if self.opt['dist'] and self.device.type == 'cpu':
             net = net.to(self.device)
+            # our models give every parameter a gradient (ETDS masks frozen ones after backward), so DDP need
+            # not search for unused ones, which costs a graph walk per step and warns on every rank
             return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
         return super().model_to_device(net)
 
@@ -167,7 +172,8 @@ class IRModel(SRModel):
             return
         state = {'epoch': epoch, 'iter': current_iter,
                  'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+                 'schedulers': [s.state_dict() for s in self.schedulers],
+                 'progress': self.progress, 'rng': rng_states()}
         os.makedirs(self.opt['path']['training_states'], exist_ok=True)
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 

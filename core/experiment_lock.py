@@ -1,0 +1,94 @@
+"""One writer per experiment, and workers that stop when their launcher dies.
+
+The lock is a POSIX record lock (`lockf`) on `experiments/<name>/train.lock`: the kernel releases it when
+its process ends in any way (SIGKILL included), so a stale file never blocks a restart, and the file holds
+the owner's PID for the message. Not `flock`: forked data workers would inherit that lock and hold it for
+seconds after their trainer was killed. Linux and macOS only (fcntl); skipped where fcntl is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from os import path as osp
+
+from core.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; training still works, unguarded
+    fcntl = None
+
+LOCK_NAME = 'train.lock'
+
+
+def _try_lock(path: str) -> int | None:
+    """An open descriptor holding the lock on `path`, or None when another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # EAGAIN or EACCES: held by another process
+        os.close(fd)
+        return None
+    return fd
+
+
+def _running(experiments_root: str, path: str) -> UserError:
+    owner = 'another process'
+    with contextlib.suppress(OSError), open(path) as handle:  # never called while this process holds the lock
+        owner = handle.read().strip() or owner
+    return UserError(f'experiment {osp.basename(experiments_root)} is being trained by {owner}; wait for it to '
+                     'finish or stop it, then use --auto_resume (or give this run another name)')
+
+
+def refuse_if_running(experiments_root: str) -> None:
+    """A second train.py on a running experiment would archive or overwrite its folder: refuse it first."""
+    path = osp.join(experiments_root, LOCK_NAME)
+    if fcntl is None or not osp.isfile(path):
+        return
+    fd = _try_lock(path)
+    if fd is None:
+        raise _running(experiments_root, path)
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def experiment_lock(experiments_root: str) -> Iterator[None]:
+    """Hold the experiment's lock while training; the file records who holds it."""
+    if fcntl is None:
+        yield
+        return
+    path = osp.join(experiments_root, LOCK_NAME)
+    fd = _try_lock(path)
+    if fd is None:
+        raise _running(experiments_root, path)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f'process {os.getpid()} on {os.uname().nodename}\n'.encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def stop_when_parent_dies(logger: logging.Logger, interval: float = 1.0) -> None:
+    """Under torchrun, end this worker when its launcher is gone (SIGKILL leaves workers running otherwise).
+
+    The launcher is the parent; when it dies the worker is re-parented, which a polling thread notices.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                logger.error(f'the launcher (process {parent}) is gone; rank {os.environ.get("RANK", "?")} stops '
+                             'here. Restart the job with --auto_resume.')
+                sys.stderr.flush()
+                os._exit(1)
+
+    threading.Thread(target=watch, name='parent-watch', daemon=True).start()
