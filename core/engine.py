@@ -51,7 +51,7 @@ from core.checkpoint import load_checkpoint
 from core.compat import parse_options
 from core.data.resumable import ResumableSampler, build_resumable_loader, restore_rng_states
 from core.errors import UserError
-from core.experiment_lock import experiment_lock, refuse_if_running, stop_when_parent_dies
+from core.experiment_lock import experiment_lock, refuse_if_running, watch_launcher
 from core.metrics_log import MetricsLog
 from core.options import check_registered, check_training
 from core.resume import find_resume_point
@@ -213,13 +213,26 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None, args: Any 
     logger.addHandler(early)
     try:
         return _train(root_path, opt, args, logger)
+    except (torch.distributed.DistError, RuntimeError) as err:
+        if not opt['dist'] or not _is_peer_failure(err):
+            raise
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else '?'
+        raise UserError(f'rank {rank} lost contact with another worker ({type(err).__name__}); the job stops. '
+                        'Restart it with --auto_resume') from None
     finally:
         logger.removeHandler(early)
 
 
+def _is_peer_failure(err: Exception) -> bool:
+    """gloo/NCCL errors a dead peer causes in the survivors (a page of tracebacks per rank otherwise)."""
+    text = str(err).lower()
+    return isinstance(err, torch.distributed.DistError) or any(
+        s in text for s in ('gloo', 'connection closed by peer', 'connection reset by peer'))
+
+
 def _train(root_path: str, opt: dict, args: Any, logger: logging.Logger) -> str:
     if opt['dist']:
-        stop_when_parent_dies(logger)
+        watch_launcher(logger)
     experiments_root = opt['path']['experiments_root']
     total_iters = int(opt['train']['total_iter'])
     if _rank0():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -75,20 +76,25 @@ def experiment_lock(experiments_root: str) -> Iterator[None]:
         os.close(fd)
 
 
-def stop_when_parent_dies(logger: logging.Logger, interval: float = 1.0) -> None:
-    """Under torchrun, end this worker when its launcher is gone (SIGKILL leaves workers running otherwise).
+def watch_launcher(logger: logging.Logger, interval: float = 1.0) -> None:
+    """Under torchrun, end this worker in one line when its launcher dies or stops it.
 
-    The launcher is the parent; when it dies the worker is re-parented, which a polling thread notices.
+    SIGKILL of the launcher leaves workers training otherwise: when it dies the worker is re-parented,
+    which a polling thread notices. When another worker fails, torchrun sends the rest SIGTERM.
     """
     parent = os.getppid()
+    rank = os.environ.get('RANK', '?')
+
+    def stop(reason: str) -> None:
+        logger.error(f'rank {rank}: {reason}; this worker stops. Restart the job with --auto_resume.')
+        sys.stderr.flush()
+        os._exit(1)
 
     def watch() -> None:
         while True:
             time.sleep(interval)
             if os.getppid() != parent:
-                logger.error(f'the launcher (process {parent}) is gone; rank {os.environ.get("RANK", "?")} stops '
-                             'here. Restart the job with --auto_resume.')
-                sys.stderr.flush()
-                os._exit(1)
+                stop(f'the launcher (process {parent}) is gone')
 
-    threading.Thread(target=watch, name='parent-watch', daemon=True).start()
+    threading.Thread(target=watch, name='launcher-watch', daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop('stopped by the launcher (another worker failed?)'))
