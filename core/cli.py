@@ -8,6 +8,7 @@ the package would load torch and basicsr first (`core/__init__` registers the ne
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import os
 import sys
@@ -106,6 +107,9 @@ def apply_override(options: dict, entry: str) -> None:
         new = yaml.safe_load(value_text) if value_text else None
     except yaml.YAMLError:
         new = value_text
+    if isinstance(old, float) and isinstance(new, str):
+        with contextlib.suppress(ValueError):
+            new = float(new)  # YAML 1.1 reads 1e-3 as text; a learning rate is written that way
     node[keys[-1]] = _typed_like(old, new, keys_text, value_text)
 
 

@@ -408,6 +408,7 @@ def evaluate_pipeline(root_path: str, argv: Sequence[str] | None = None,
     if not loaders:
         raise UserError('the test YAML has no datasets named test_* or val_*; compare it with configs/test/')
     model = build_model(opt)
+    check_output_scale(model, loaders[0].dataset, opt)
 
     make_exp_dirs(opt)
     results = {}
