@@ -415,11 +415,14 @@ def evaluate_pipeline(root_path: str, argv: Sequence[str] | None = None,
     with log_file(logger, osp.join(results_root, f"test_{opt['name']}_{get_time_str()}.log")):
         logger.info(get_env_info())
         logger.info(dict2str(opt))
+        logger.info(f'Network:\n{model.get_bare_model(model.net_g)}')
+        logger.info(f"Evaluating {opt['path'].get('pretrain_network_g') or 'an untrained network'}", extra=CONSOLE)
+        _header(opt, model, None, loaders, logger)
         opt['val'].setdefault('pbar', True)
         for loader in loaders:
             name = loader.dataset.opt['name']
             model.validation(loader, current_iter=opt['name'], tb_logger=None,
                              save_img=opt['val'].get('save_img', False))
             results[name] = dict(getattr(model, 'metric_results', {}))
-        logger.info(f'Results and log are in {results_root}')
+        logger.info(f'Results and log are in {results_root}', extra=CONSOLE)
     return results

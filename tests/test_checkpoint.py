@@ -77,3 +77,23 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
     atomic_save({'w': torch.zeros(2)}, str(target))
     assert os.listdir(tmp_path) == ['x.pth']
     assert torch.load(target, weights_only=True)['w'].sum() == 0
+
+
+def test_saved_files_get_the_mode_of_other_outputs(tmp_path):
+    """mkstemp makes owner-only files; a model saved for a team must be readable under umask 022."""
+    old = os.umask(0o022)
+    try:
+        atomic_save({'w': torch.ones(1)}, str(tmp_path / 'a.pth'))
+        save_checkpoint(str(tmp_path / 'b.safetensors'), {'w': torch.ones(1)}, {'arch': 'X', 'args': {}})
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {'0o644'}
+
+
+def test_orphaned_temporaries_are_recognised_and_only_they(tmp_path):
+    from core.staging import remove_orphaned_temporaries
+
+    for name in ('.net_g_8.k2j4h6g8.tmp.pth', '.8.a_b3c4d5.tmp.state', 'net_g_8.pth', '8.state', '.hidden'):
+        (tmp_path / name).write_bytes(b'x')
+    assert remove_orphaned_temporaries(str(tmp_path)) == ['.8.a_b3c4d5.tmp.state', '.net_g_8.k2j4h6g8.tmp.pth']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.hidden', '8.state', 'net_g_8.pth']

@@ -1,6 +1,7 @@
 """Training, CPU resume, ETDSModel's loss and freezing, EMA, testing, and the entry points' error handling."""
 
 import copy
+import shutil
 import subprocess
 import sys
 
@@ -224,3 +225,24 @@ def test_distributed_training_on_cpu_uses_gloo_and_accepts_local_rank(tmp_path, 
     states = tmp_path / 'experiments' / 'ddp' / 'training_states'
     assert sorted(p.name for p in states.iterdir()) == ['2.state', '4.state']
     assert (tmp_path / 'experiments' / 'ddp' / 'models' / 'net_g_latest.pth').is_file()
+
+
+def test_console_is_a_short_header_and_progress_and_the_log_has_the_rest(tmp_path, data_root):
+    name = 'quiet_console'
+    opt = training_opt(data_root, name=name, total_iter=2)
+    shutil.rmtree(REPO / 'experiments' / name, ignore_errors=True)
+    try:
+        result = run_repo_script('train.py', '-opt', write_yaml(tmp_path / 'q.yml', opt), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) <= 16, result.stderr
+        console = result.stderr
+        for expected in ('quiet_console: ETDS(num_in_ch=3', 'parameters, ETDSModel on cpu, 1 process(es)',
+                         'train: synthetic, 3 images', 'Outputs go to', 'iter:       2', 'Latest model:'):
+            assert expected in console
+        for noise in ('Disable distributed', 'manual_seed', 'Network:', 'PyTorch:'):
+            assert noise not in console + result.stdout
+        log = next((REPO / 'experiments' / name).glob(f'train_{name}_*.log')).read_text()
+        assert 'manual_seed: 0' in log and 'Network:' in log and 'conv_first' in log
+    finally:
+        shutil.rmtree(REPO / 'experiments' / name, ignore_errors=True)

@@ -163,3 +163,19 @@ def test_export_cli_refuses_in_one_line(tmp_path, extra, message):
     assert result.returncode == 2
     assert message in result.stderr.strip().splitlines()[-1] and 'Traceback' not in result.stderr
     assert not (tmp_path / 'x.onnx').exists() and not (tmp_path / 'x.tflite').exists()
+
+
+@pytest.mark.parametrize('arch', sorted(DEPLOYABLE))
+def test_safetensors_export_rebuilds_every_deployable_family_from_the_file(arch, tmp_path):
+    from core.checkpoint import load_checkpoint
+    from core.deploy.model import load_deploy_model
+
+    model = deployable(arch)
+    report = export_model(model, 'safetensors', str(tmp_path / 'm.safetensors'))
+    assert report.max_abs_diff == 0.0
+    state, meta = load_checkpoint(str(tmp_path / 'm.safetensors'))
+    assert (meta['arch'], meta['scale'], meta['format']) == (arch, model.scale, 'safetensors')
+    again = load_deploy_model(str(tmp_path / 'm.safetensors'))
+    x = torch.from_numpy(check_image(model.num_in_ch, (17, 22)))
+    with torch.inference_mode():
+        assert torch.equal(again.net(x), model.net(x))
