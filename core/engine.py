@@ -151,7 +151,7 @@ def _build_train_data(opt: dict) -> TrainData:
     return TrainData(train_set, loader, sampler, iters_per_epoch)
 
 
-def _build_eval_loaders(opt: dict, prefixes: Sequence[str], logger: logging.Logger) -> list:
+def _build_eval_loaders(opt: dict, prefixes: Sequence[str]) -> list:
     loaders = []
     for phase, dataset_opt in opt['datasets'].items():
         if phase.split('_')[0] in prefixes:
@@ -162,9 +162,8 @@ def _build_eval_loaders(opt: dict, prefixes: Sequence[str], logger: logging.Logg
 
 
 @torch.no_grad()
-def check_output_scale(model, dataset: Dataset, opt: dict) -> None:
+def check_output_scale(model, sample: dict, opt: dict) -> None:
     """One small forward: the network must turn the data's LR into its HR size (else a tensor-size traceback)."""
-    sample = dataset[0]
     lq, gt = sample['lq'], sample['gt']
     factor = gt.shape[-1] // lq.shape[-1]
     side = min(16, *lq.shape[-2:])
@@ -251,9 +250,9 @@ def _train(root_path: str, opt: dict, args: Any, logger: logging.Logger) -> str:
         with contextlib.redirect_stdout(io.StringIO()):  # basicsr prints the paths it sets
             check_resume(opt, resume.state['iter'])
     data = _build_train_data(opt)
-    val_loaders = _build_eval_loaders(opt, ['val'], logger)
+    val_loaders = _build_eval_loaders(opt, ['val'])
     model = build_model(opt)
-    check_output_scale(model, data.dataset, opt)
+    check_output_scale(model, data.loader.dataset[(0, 0)], opt)  # seeded: the global RNGs stay untouched
 
     if resume is None and _rank0():
         if opt['auto_resume'] and osp.isdir(experiments_root):  # killed before its first state: start over here
@@ -404,11 +403,11 @@ def evaluate_pipeline(root_path: str, argv: Sequence[str] | None = None,
                        visualization=osp.join(results_root, 'visualization'))
     torch.backends.cudnn.benchmark = True
     logger = console_logger()
-    loaders = _build_eval_loaders(opt, ['test', 'val'], logger)
+    loaders = _build_eval_loaders(opt, ['test', 'val'])
     if not loaders:
         raise UserError('the test YAML has no datasets named test_* or val_*; compare it with configs/test/')
     model = build_model(opt)
-    check_output_scale(model, loaders[0].dataset, opt)
+    check_output_scale(model, loaders[0].dataset[0], opt)
 
     make_exp_dirs(opt)
     results = {}
