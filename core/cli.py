@@ -46,8 +46,11 @@ def options_parser(is_train: bool) -> argparse.ArgumentParser:
     parser.add_argument('-opt', type=str, required=True, help='path to the option YAML')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
                         help='pytorch: one process per rank under torchrun (gloo on CPU, NCCL on CUDA)')
-    parser.add_argument('--auto_resume', action='store_true',
-                        help='continue from the newest complete training state of this experiment')
+    if is_train:
+        parser.add_argument('--auto_resume', action='store_true',
+                            help='continue from the newest complete training state of this experiment')
+    else:
+        parser.set_defaults(auto_resume=False)
     parser.add_argument('--debug', action='store_true')
     parser.add_argument('--local-rank', '--local_rank', dest='local_rank', type=int, default=0)
     if not is_train:
@@ -63,6 +66,18 @@ def parse_option_args(is_train: bool, argv: Sequence[str] | None = None) -> argp
     args = options_parser(is_train).parse_args(argv)
     args.options = read_options(args.opt, args.force_yml or [])
     return args
+
+
+def run_pipeline(root: str, is_train: bool) -> None:
+    """The body of train.py and test.py: checked arguments first, then torch, basicsr and the pipeline."""
+    args = run_cli(lambda: parse_option_args(is_train))
+
+    import core  # noqa: F401  (registers our archs, models and datasets into basicsr)
+    from core import engine
+    from core.errors import run_cli as run_with_torch  # the package's UserError, not this file's copy
+
+    pipeline = engine.train_pipeline if is_train else engine.evaluate_pipeline
+    run_with_torch(lambda: pipeline(root, args=args))
 
 
 def read_options(path: str, overrides: Sequence[str]) -> dict:
