@@ -34,6 +34,8 @@ def load_checkpoint(path: str, param_key: str | None = None) -> tuple[dict[str, 
     if not osp.isfile(path):
         raise UserError(f'checkpoint {path} does not exist; check the path')
     ckpt = _read_safetensors(path) if _is_safetensors(path) else read_weights_only(path, 'checkpoint')
+    if not isinstance(ckpt, Mapping):
+        raise UserError(f'{path} holds a {type(ckpt).__name__}, not a state_dict; save model.state_dict() instead')
     meta = dict(ckpt.get('meta', {})) if isinstance(ckpt.get('meta'), Mapping) else {}
     wrapped = [k for k in PARAM_KEYS if isinstance(ckpt.get(k), Mapping)]
     if wrapped:

@@ -97,3 +97,9 @@ def test_orphaned_temporaries_are_recognised_and_only_they(tmp_path):
         (tmp_path / name).write_bytes(b'x')
     assert remove_orphaned_temporaries(str(tmp_path)) == ['.8.a_b3c4d5.tmp.state', '.net_g_8.k2j4h6g8.tmp.pth']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['.hidden', '8.state', 'net_g_8.pth']
+
+
+def test_a_file_that_is_not_a_mapping_is_named(tmp_path):
+    torch.save([torch.ones(1)], tmp_path / 'list.pth')
+    with pytest.raises(UserError, match=r'list.pth holds a list, not a state_dict; save model.state_dict\(\) instead'):
+        load_checkpoint(str(tmp_path / 'list.pth'))
