@@ -1,88 +1,112 @@
-"""Training-step time of collapsed vs expanded (branch) training, measured side by side in one run.
+"""Training-step time of each family's reference form and its fast form, measured side by side in one run.
 
-python scripts/benchmark_training.py                 # ECBSR-M4C16 x4, batch 8, LR 64×64 (collapsed ECB vs branches)
-python scripts/benchmark_training.py --family sesr    # SESR-M5 x2, batch 32, LR 64×64 (collapsed vs expanded blocks)
+python scripts/benchmark_training.py --family etds     # ETDS-M4C32 x4, batch 8, LR 64²: dual stream vs fused
+python scripts/benchmark_training.py --family ecbsr    # ECBSR-M4C16 x4, batch 8: five branches vs collapsed ECB
+python scripts/benchmark_training.py --family sesr     # SESR-M5 x2 on Y, batch 32: expanded vs collapsed blocks
+python scripts/benchmark_training.py --family plain    # Plain-M6C32, ESPCN, FSRCNN x4 (one form each)
 
-Both networks start from the same weights; rounds alternate between them so machine noise hits both alike.
+Both forms start from the same weights; rounds alternate between them so machine noise hits both alike. A step is
+forward, loss, backward and an Adam step, as IRModel runs it. The achieved rate counts fwd + bwd as 3× the forward's
+multiply-accumulates, against the machine's fp32 GEMM peak measured in the same run.
 """
 
+from __future__ import annotations
+
 import argparse
-import statistics
-import time
+from collections.abc import Callable
 
-import torch
-from torch.nn import functional as F
-from torch.utils.flop_counter import FlopCounterMode
-
-import core  # noqa: F401  (registers everything into basicsr)
-from core.archs.ecbsr_arch import ECBSR
-from core.archs.sesr_arch import SESR
-
-FAMILIES = {
-    'ecbsr': dict(title='ECBSR-M4C16 x4', batch=8, scale=4, rounds=5, steps=4, channels=3,
-                  build=lambda fast: ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=fast),
-                  names=('branch', 'collapsed')),
-    'sesr': dict(title='SESR-M5 x2 (on Y, as its authors)', batch=32, scale=2, rounds=3, steps=2, channels=1,
-                 build=lambda fast: SESR(1, 1, 2, 5, 16, 256, 'collapsed' if fast else 'expanded'),
-                 names=('expanded', 'collapsed')),
-}
+FAMILIES = ('etds', 'ecbsr', 'sesr', 'plain')
 
 
-def forward_macs(net: torch.nn.Module, x: torch.Tensor) -> float:
-    """Multiply-accumulates of one forward pass, from torch's own FLOP counter (2 FLOPs per MAC)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(x)
-    return counter.get_total_flops() / 2
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--family', choices=FAMILIES, default='etds')
+    parser.add_argument('--lq-size', type=int, default=64)
+    parser.add_argument('--rounds', type=int, default=None, help='alternating rounds (default per family)')
+    return parser.parse_args()
 
 
-def make_step(net: torch.nn.Module, lq: torch.Tensor, gt: torch.Tensor):
-    optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, foreach=True)  # as IRModel builds it
+def benchmarks(family: str) -> tuple[str, int, int, int, int, dict[str, Callable]]:
+    """(title, batch, scale, channels, rounds, {form name: builder}); the first form is the reference."""
+    from core.archs.baselines_arch import ESPCN, FSRCNN, Plain
+    from core.archs.ecbsr_arch import ECBSR
+    from core.archs.etds_arch import ETDS
+    from core.archs.sesr_arch import SESR
 
-    def step() -> float:
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        F.l1_loss(net(lq), gt).backward()
-        optimizer.step()
-        return time.perf_counter() - start
+    def etds(fused: bool):
+        net = ETDS(3, 3, 4, 4, 32, 3)
+        net.fused = fused
+        return net
 
-    return step
+    if family == 'etds':
+        return 'ETDS-M4C32 x4', 8, 4, 3, 25, {'dual stream': lambda: etds(False), 'fused': lambda: etds(True)}
+    if family == 'ecbsr':
+        return 'ECBSR-M4C16 x4', 8, 4, 3, 5, {'branch': lambda: ECBSR(3, 3, 4, 4, 16, 'prelu'),
+                                              'collapsed': lambda: ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=True)}
+    if family == 'sesr':
+        return 'SESR-M5 x2 (on Y, as its authors)', 32, 2, 1, 3, {
+            'expanded': lambda: SESR(1, 1, 2, 5, 16, 256, 'expanded'),
+            'collapsed': lambda: SESR(1, 1, 2, 5, 16, 256, 'collapsed')}
+    return 'plain baselines x4', 8, 4, 3, 5, {'Plain-M6C32': lambda: Plain(3, 3, 4, 6, 32),
+                                              'ESPCN': lambda: ESPCN(3, 4), 'FSRCNN': lambda: FSRCNN(4)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--family', choices=sorted(FAMILIES), default='ecbsr')
-    parser.add_argument('--lq-size', type=int, default=64)
-    parser.add_argument('--rounds', type=int, default=None, help='alternating rounds')
-    parser.add_argument('--steps', type=int, default=None, help='timed steps per network per round')
-    args = parser.parse_args()
-    family = FAMILIES[args.family]
-    rounds, steps_per_round = args.rounds or family['rounds'], args.steps or family['steps']
+    args = parse_args()  # before torch loads, so --help is instant
+    import torch
+    from torch.nn import functional as F
 
+    import core  # noqa: F401  (registers everything into basicsr)
+    from core.deploy.benchmarking import count_macs, cpu_description, gemm_peaks, interleaved_medians
+
+    title, batch, scale, channels, rounds, builders = benchmarks(args.family)
+    rounds = args.rounds or rounds
     torch.manual_seed(0)
-    slow, fast = family['build'](False).train(), family['build'](True).train()
-    fast.load_state_dict(slow.state_dict())
-    scale, batch = family['scale'], family['batch']
-    channels = family['channels']
+    nets = {name: build().train() for name, build in builders.items()}
+    names = list(nets)
+    reference = nets[names[0]]
+    for net in list(nets.values())[1:]:  # the fast form of the same weights (a family of baselines: its own)
+        if net.state_dict().keys() == reference.state_dict().keys():
+            net.load_state_dict(reference.state_dict())
     lq = torch.rand(batch, channels, args.lq_size, args.lq_size)
     gt = torch.rand(batch, channels, args.lq_size * scale, args.lq_size * scale)
-    macs = {name: forward_macs(net, lq) for name, net in (('slow', slow), ('fast', fast))}
+
+    def loss_of(output) -> torch.Tensor:
+        if isinstance(output, tuple):  # ETDS: SR and residual image, as ETDSModel weighs them
+            return F.l1_loss(output[0], gt) + 0.5 * F.l1_loss(output[1], gt)
+        return F.l1_loss(output, gt)
+
+    def make_step(net: torch.nn.Module) -> Callable[[], None]:
+        optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, foreach=True)  # as IRModel builds it
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_of(net(lq)).backward()
+            optimizer.step()
+
+        return step
+
+    cpu = cpu_description()
+    print(f"{cpu['model']}, {cpu['threads']} threads; ISA: "
+          + ' '.join(flag for flag, present in cpu['isa'].items() if present))
+    peaks = gemm_peaks()
+    peak = max(peaks.values())
+    print('fp32 GEMM peak (2048²): ' + ', '.join(f'{k} {v / 1e9:.1f} GFLOP/s' for k, v in peaks.items()))
     with torch.no_grad():
-        same = (slow(lq[:2]) - fast(lq[:2])).abs().max().item()
-    slow_name, fast_name = family['names']
-    steps = {slow_name: make_step(slow, lq, gt), fast_name: make_step(fast, lq, gt)}
-    for step in steps.values():  # warm-up: allocator and kernel selection
-        step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            times[name] += [step() for _ in range(steps_per_round)]
-    median = {name: statistics.median(values) * 1000 for name, values in times.items()}
-    print(f"{family['title']}, batch {batch}, LR {args.lq_size}x{args.lq_size}, {torch.get_num_threads()} threads; "
-          f'outputs agree to {same:.1e}')
-    for name, key in zip(steps, ('slow', 'fast'), strict=True):
-        print(f'  {name:<10} {median[name]:9.1f} ms/step (median of {len(times[name])}), '
-              f'{macs[key] / 1e9:.2f}B MACs per forward')
-    print(f'  {fast_name} is {median[slow_name] / median[fast_name]:.2f}x faster per training step')
+        first = [net(lq[:2]) for net in nets.values()]
+    same = max((a[0] if isinstance(a, tuple) else a).sub(b[0] if isinstance(b, tuple) else b).abs().max().item()
+               for a, b in zip(first, first[1:], strict=False)) if len(names) == 2 else float('nan')
+    medians = interleaved_medians({name: make_step(net) for name, net in nets.items()}, rounds)
+    print(f'{title}, batch {batch}, LR {args.lq_size}x{args.lq_size}, {rounds} alternating rounds'
+          + ('' if same != same else f'; outputs agree to {same:.1e}'))
+    for name, net in nets.items():
+        macs = count_macs(net, lq)
+        rate = 3 * macs * 2 / medians[name]  # FLOP/s of fwd + bwd
+        print(f'  {name:<12} {medians[name] * 1000:8.1f} ms/step  {macs / 1e9:6.2f} GMAC/forward  '
+              f'{rate / 1e9:6.1f} GFLOP/s = {rate / peak:.2f} of the peak')
+    if len(names) == 2:
+        print(f'  {names[1]} is {medians[names[0]] / medians[names[1]]:.2f}x faster per training step than '
+              f'{names[0]}')
 
 
 if __name__ == '__main__':

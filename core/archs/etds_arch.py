@@ -4,6 +4,7 @@ Key names and constructor arguments match the official checkpoints, which load w
 The training form has a backbone stream (C_b = num_feat - num_residual_feat channels) and a residual
 stream (C_r = num_residual_feat) that starts as exact nearest-neighbour upsampling. `to_deploy` merges both
 streams into `ETDSForInference`, a conv+ReLU chain of num_feat channels (the paper's Equivalent Transformation).
+The same merge, left differentiable, is how the training form runs by default (`fused`): one conv per layer.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from core.reparam import (
 )
 
 ET_FORM = DeployForm('ETDSForInference', clamped_output)
+
+
+def _live(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    return conv.weight, conv.bias
 
 
 def _conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
@@ -102,7 +107,40 @@ class _DualStreamETDS(SRNetwork):
         return [p for name, p in self.named_parameters() if 'residual' in name]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (super-resolved image, residual-stream image); both are unclamped."""
+        """Return (super-resolved image, residual-stream image); both are unclamped.
+
+        `fused` (the default) runs the two streams as one conv per layer; the parameters, and so the
+        checkpoints, are the dual-stream ones either way.
+        """
+        return self._forward_fused(x) if self.fused else self._forward_streams(x)
+
+    fused = True
+
+    def fused_convs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The layers as single convs of [backbone; residual] (block-triangular for ETDS), built from the
+        parameters without detaching, so gradients reach the dual-stream weights exactly as in the two streams.
+
+        The last, conv_last(x) + conv_residual_last(r), is one conv of [x; r] too; the residual image for the
+        interpolation loss is conv_residual_last(r) alone (3 input channels: cheaper than a zero block).
+        """
+        first = stack_outputs(_live(self.conv_first), _live(self.conv_residual_first))
+        blocks = []
+        for i, (backbone, residual) in enumerate(zip(self.backbone_convs, self.residual_convs, strict=True)):
+            to_backbone = _live(self.add_residual_convs[i]) if self.has_residual_to_backbone else None
+            to_residual = _live(self.advanced_residual_convs[i]) if self.has_backbone_to_residual else None
+            blocks.append(merge_dual_stream(_live(backbone), _live(residual), to_backbone, to_residual))
+        return [first, *blocks, join_inputs(_live(self.conv_last), _live(self.conv_residual_last))]
+
+    def _forward_fused(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        *hidden, (last_weight, last_bias) = self.fused_convs()
+        for weight, bias in hidden:
+            x = F.relu(F.conv2d(x, weight, bias, padding=1))
+        sr = F.conv2d(x, last_weight, last_bias, padding=1)
+        residual = x[:, self.conv_first.out_channels:]
+        res_out = self.conv_residual_last(residual)
+        return self.pixel_shuffle(torch.cat([sr, res_out], 1)).split(sr.shape[1] // self.upscale**2, dim=1)
+
+    def _forward_streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feat = F.relu(self.conv_first(x))
         res = F.relu(self.conv_residual_first(x))
         for i, backbone_conv in enumerate(self.backbone_convs):
