@@ -348,6 +348,8 @@ def _train_loop(opt: dict, model, data: TrainData, val_loaders: list, tb_logger,
                 log_vars = {'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
                             'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()}
                 log_vars.update(model.get_current_log())
+                # the share of each step spent waiting for the loader: above a few percent, add data workers
+                log_vars['data_wait'] = log_vars['data_time'] / max(log_vars['time'], 1e-12)
                 msg_logger(log_vars)
                 metrics.write(current_iter, epoch, model.get_current_log(), model.get_current_learning_rate())
             if current_iter % opt['logger']['save_checkpoint_freq'] == 0:

@@ -238,7 +238,8 @@ def test_console_is_a_short_header_and_progress_and_the_log_has_the_rest(tmp_pat
         assert len(lines) <= 16, result.stderr
         console = result.stderr
         for expected in ('quiet_console: ETDS(num_in_ch=3', 'parameters, ETDSModel on cpu, 1 process(es)',
-                         'train: synthetic, 3 images', 'Outputs go to', 'iter:       2', 'Latest model:'):
+                         'train: synthetic, 3 images', 'Outputs go to', 'iter:       2', 'data_wait: ',
+                         'Latest model:'):
             assert expected in console
         for noise in ('Disable distributed', 'manual_seed', 'Network:', 'PyTorch:'):
             assert noise not in console + result.stdout
