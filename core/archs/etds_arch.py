@@ -56,6 +56,7 @@ class _DualStreamETDS(SRNetwork):
     deploy_forms = {'et': ET_FORM, 'plain': ET_FORM}  # the plain form is the ET form: ReLU chain, clamp folded
     has_residual_to_backbone = True
     has_backbone_to_residual = False
+    fused = True  # train as one conv per layer (same function and gradients); False runs the two streams
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
                  num_residual_feat: int) -> None:
@@ -113,8 +114,6 @@ class _DualStreamETDS(SRNetwork):
         checkpoints, are the dual-stream ones either way.
         """
         return self._forward_fused(x) if self.fused else self._forward_streams(x)
-
-    fused = True
 
     def fused_convs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The layers as single convs of [backbone; residual] (block-triangular for ETDS), built from the
