@@ -157,16 +157,10 @@ class _DualStreamETDS(SRNetwork):
     @torch.no_grad()
     def to_deploy(self, kind: str = 'et') -> nn.Module:
         """One stream of num_feat channels with block kernels [[B, A], [D, R]] (A, D zero when absent), the
-        output convs joined, and the clamp folded into conv_last and a 1×1 clip conv."""
-        first = stack_outputs(conv_params(self.conv_first), conv_params(self.conv_residual_first))
-        blocks = []
-        for i, (backbone, residual) in enumerate(zip(self.backbone_convs, self.residual_convs, strict=True)):
-            to_backbone = conv_params(self.add_residual_convs[i]) if self.has_residual_to_backbone else None
-            to_residual = conv_params(self.advanced_residual_convs[i]) if self.has_backbone_to_residual else None
-            blocks.append(merge_dual_stream(conv_params(backbone), conv_params(residual), to_backbone, to_residual))
-        last = pad_out_channels(join_inputs(conv_params(self.conv_last), conv_params(self.conv_residual_last)), 4)
-        plain = built_like(ETDSForInference, first[0], **self.init_args)
-        load_convs(plain.convs, [first, *blocks, *clamp_tail(last)])
+        output convs joined, and the clamp folded into conv_last and a 1×1 clip conv: the fused layers, fixed."""
+        *layers, last = self.fused_convs()
+        plain = built_like(ETDSForInference, layers[0][0], **self.init_args)
+        load_convs(plain.convs, [*layers, *clamp_tail(pad_out_channels(last, 4))])
         return plain
 
 
