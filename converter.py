@@ -37,8 +37,7 @@ def parse_args(cli: dict) -> argparse.Namespace:
     if args.opt is not None:
         cli['check_input_file'](args.opt, '-opt')
     cli['check_output_path'](args.output)
-    if osp.exists(args.output) and osp.samefile(args.input, args.output):
-        raise cli['UserError'](f'--output {args.output} is the input file; choose another output path')
+    cli['refuse_overwriting_input'](args.input, args.output)
     return args
 
 

@@ -149,12 +149,6 @@ def load_into(net: nn.Module, state: Mapping[str, torch.Tensor], source: str = '
     return [k for k in own if k not in fitting]
 
 
-def refuse_overwriting_input(input_path: str, output_path: str) -> None:
-    """Tools that write a new checkpoint never replace the one they read."""
-    if osp.exists(output_path) and osp.exists(input_path) and osp.samefile(input_path, output_path):
-        raise UserError(f'--output {output_path} is the input file; choose another output path')
-
-
 def atomic_save(obj: Any, path: str) -> None:
     """torch.save through staged_file: readers never see half a file, and it gets the usual file mode."""
     with staged_file(path) as tmp:

@@ -165,6 +165,12 @@ def check_output_path(output: str, flag: str = '--output') -> None:
         raise UserError(f'{flag} {output}: the folder {existing} is not writable; choose a writable folder')
 
 
+def refuse_overwriting_input(input_path: str, output_path: str) -> None:
+    """Tools that write a new checkpoint never replace the one they read."""
+    if osp.exists(output_path) and osp.exists(input_path) and osp.samefile(input_path, output_path):
+        raise UserError(f'--output {output_path} is the input file; choose another output path')
+
+
 def check_input_file(path: str, flag: str) -> None:
     if not osp.isfile(path):
         raise UserError(f'{flag} {path} does not exist; check the path')

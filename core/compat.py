@@ -101,10 +101,11 @@ def parse_options(root_path: str, is_train: bool, argv: Sequence[str] | None = N
 
     from core.cli import parse_option_args
     from core.errors import UserError
+    from core.options import check_devices
 
     if args is None:
         args = parse_option_args(is_train, argv)
-    check_devices(args.options)
+    check_devices(args.options)  # before init_distributed: NCCL would fail first
     init_distributed(args.launcher)
     with _option_file(args) as option_file:
         forwarded = ['-opt', option_file] + ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
@@ -117,21 +118,3 @@ def parse_options(root_path: str, is_train: bool, argv: Sequence[str] | None = N
     opt['rank'], opt['world_size'] = get_dist_info()
     opt['root_path'] = root_path
     return opt, args
-
-
-def check_devices(options: dict) -> None:
-    """`num_gpu` must name devices this machine has: basicsr would fail deep inside CUDA otherwise."""
-    from core.errors import UserError
-
-    num_gpu = options.get('num_gpu', 0)
-    if num_gpu in (0, 'auto', None):
-        return
-    if not isinstance(num_gpu, int) or isinstance(num_gpu, bool) or num_gpu < 0:
-        raise UserError(f"num_gpu: {num_gpu!r} is not a number of GPUs; use 0 (CPU), 'auto' or a count")
-    available = torch.cuda.device_count()
-    if available == 0:
-        raise UserError(f'num_gpu: {num_gpu} but this machine has no CUDA GPU; set num_gpu: 0 to run on the CPU '
-                        '(or pass --force_yml num_gpu=0)')
-    if num_gpu > available:
-        raise UserError(f"num_gpu: {num_gpu} but this machine has {available} GPU(s); set num_gpu: {available} "
-                        "or 'auto'")

@@ -21,9 +21,9 @@ class MetricsLog:
             self._truncate_after(start_iter)
 
     def _truncate_after(self, start_iter: int) -> None:
-        with open(path := self.path, encoding='utf-8') as handle:
+        with open(self.path, encoding='utf-8') as handle:
             kept = [line for line in handle if line.strip() and _complete_iter(line) <= start_iter]
-        with staged_file(path) as tmp, open(tmp, 'w', encoding='utf-8') as handle:
+        with staged_file(self.path) as tmp, open(tmp, 'w', encoding='utf-8') as handle:
             handle.writelines(kept)
 
     def write(self, iteration: int, epoch: int, losses: dict, lrs: list[float]) -> None:

@@ -7,6 +7,7 @@ import types
 import typing
 from collections.abc import Mapping
 
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from core.errors import UserError
@@ -80,3 +81,19 @@ def check_training(opt: Mapping) -> None:
     total = opt['train'].get('total_iter')
     if isinstance(total, bool) or not isinstance(total, (int, float)) or total < 1:
         raise UserError(f'train:total_iter is {total!r}; set it to the number of iterations to train (at least 1)')
+
+
+def check_devices(options: dict) -> None:
+    """`num_gpu` must name devices this machine has: basicsr would fail deep inside CUDA otherwise."""
+    num_gpu = options.get('num_gpu', 0)
+    if num_gpu in (0, 'auto', None):
+        return
+    if not isinstance(num_gpu, int) or isinstance(num_gpu, bool) or num_gpu < 0:
+        raise UserError(f"num_gpu: {num_gpu!r} is not a number of GPUs; use 0 (CPU), 'auto' or a count")
+    available = torch.cuda.device_count()
+    if available == 0:
+        raise UserError(f'num_gpu: {num_gpu} but this machine has no CUDA GPU; set num_gpu: 0 to run on the CPU '
+                        '(or pass --force_yml num_gpu=0)')
+    if num_gpu > available:
+        raise UserError(f"num_gpu: {num_gpu} but this machine has {available} GPU(s); set num_gpu: {available} "
+                        "or 'auto'")

@@ -12,8 +12,6 @@ import os
 from dataclasses import dataclass
 from os import path as osp
 
-import torch
-
 from core.checkpoint import NotWeightsOnly, load_checkpoint, read_weights_only
 from core.errors import UserError
 
@@ -32,35 +30,27 @@ def _numbered_states(folder: str) -> list[int]:
                    if name.endswith('.state') and name[:-len('.state')].isdigit()), reverse=True)
 
 
-def _read_point(state_path: str, models: str, device: torch.device) -> ResumePoint:
+def _read_point(state_path: str, models: str) -> ResumePoint:
     state = read_weights_only(state_path, 'training state')
     if not isinstance(state, dict) or not {'iter', 'epoch', 'optimizers', 'schedulers'} <= set(state):
         raise UserError(f'{state_path} is not a training state (no iter, epoch, optimizers, schedulers)')
     model_path = osp.join(models, f"net_g_{state['iter']}.pth")
     load_checkpoint(model_path)  # the weights of that iteration must be whole too
-    state = _to_device(state, device)
     return ResumePoint(state_path, state, model_path)
 
 
-def _to_device(value, device: torch.device):
-    if isinstance(value, torch.Tensor):
-        return value.to(device) if value.is_floating_point() else value
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_device(v, device) for v in value]
-    return value
-
-
 def find_resume_point(opt: dict, logger: logging.Logger) -> ResumePoint | None:
-    """`path.resume_state` as given, or with --auto_resume the newest state whose files load."""
-    device = torch.device('cuda', torch.cuda.current_device()) if opt['num_gpu'] != 0 else torch.device('cpu')
+    """`path.resume_state` as given, or with --auto_resume the newest state whose files load.
+
+    The state stays on the CPU: the optimizers' load_state_dict moves it to their parameters' device, and
+    the RNG states must be CPU tensors.
+    """
     models = opt['path']['models']
     given = opt['path'].get('resume_state')
     if given and not opt['auto_resume']:
         if not osp.isfile(given):
             raise UserError(f'resume state {given} does not exist; fix path.resume_state or use --auto_resume')
-        return _read_point(given, models, device)
+        return _read_point(given, models)
     if not opt['auto_resume']:
         return None
     folder = opt['path']['training_states']
@@ -68,7 +58,7 @@ def find_resume_point(opt: dict, logger: logging.Logger) -> ResumePoint | None:
     for number in numbers:
         path = osp.join(folder, f'{number}.state')
         try:
-            return _read_point(path, models, device)
+            return _read_point(path, models)
         except NotWeightsOnly:
             raise
         except UserError as err:

@@ -57,6 +57,7 @@ def main() -> None:
     from torch.nn import functional as F
 
     import core  # noqa: F401  (registers everything into basicsr)
+    from core.archs.network import first_output
     from core.deploy.benchmarking import count_macs, cpu_description, gemm_peaks, interleaved_medians
 
     title, batch, scale, channels, rounds, builders = benchmarks(args.family)
@@ -93,12 +94,11 @@ def main() -> None:
     peak = max(peaks.values())
     print('fp32 GEMM peak (2048²): ' + ', '.join(f'{k} {v / 1e9:.1f} GFLOP/s' for k, v in peaks.items()))
     with torch.no_grad():
-        first = [net(lq[:2]) for net in nets.values()]
-    same = max((a[0] if isinstance(a, tuple) else a).sub(b[0] if isinstance(b, tuple) else b).abs().max().item()
-               for a, b in zip(first, first[1:], strict=False)) if len(names) == 2 else float('nan')
+        outputs = [first_output(net(lq[:2])) for net in nets.values()]
+    same = (outputs[0] - outputs[1]).abs().max().item() if len(outputs) == 2 else None
     medians = interleaved_medians({name: make_step(net) for name, net in nets.items()}, rounds)
     print(f'{title}, batch {batch}, LR {args.lq_size}x{args.lq_size}, {rounds} alternating rounds'
-          + ('' if same != same else f'; outputs agree to {same:.1e}'))
+          + ('' if same is None else f'; outputs agree to {same:.1e}'))
     for name, net in nets.items():
         macs = count_macs(net, lq)
         rate = 3 * macs * 2 / medians[name]  # FLOP/s of fwd + bwd

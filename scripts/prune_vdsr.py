@@ -12,7 +12,8 @@ import argparse
 from os import path as osp
 
 import core  # noqa: F401  (registers everything into basicsr)
-from core.checkpoint import refuse_overwriting_input, save_checkpoint
+from core.checkpoint import save_checkpoint
+from core.cli import refuse_overwriting_input
 from core.errors import UserError, run_cli
 from core.vdsr_tools import fine_tune, load_vdsr, prune_vdsr, size_report
 

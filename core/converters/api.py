@@ -16,7 +16,8 @@ from core.archs.detection import detect_architecture
 from core.archs.esr_arch import model_id_from_path
 from core.archs.network import ReferenceFn, registered_name, same_output
 from core.archs.shared import input_channels
-from core.checkpoint import load_checkpoint, load_into, refuse_overwriting_input, save_checkpoint
+from core.checkpoint import load_checkpoint, load_into, save_checkpoint
+from core.cli import refuse_overwriting_input
 from core.converters.registry import Converter, converters, get_converter, layout_options
 from core.errors import UserError
 from core.options import check_registered

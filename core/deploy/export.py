@@ -14,11 +14,11 @@ from os import path as osp
 
 import numpy as np
 import torch
-from basicsr.archs import build_network
 from basicsr.utils import bgr2ycbcr
 from skimage import data as skimage_data
 
-from core.checkpoint import load_checkpoint, load_into, save_safetensors
+from core.checkpoint import save_safetensors
+from core.converters.api import load_network
 from core.deploy.calibration import fit_to_size
 from core.deploy.model import DeployModel
 from core.deploy.onnx_export import export_onnx, onnx_difference
@@ -68,11 +68,9 @@ def _export_safetensors(model: DeployModel, output: str, meta: dict, tolerance: 
     x = torch.from_numpy(check_image(model.num_in_ch, ONNX_CHECK_SIZE))
     with staged_file(output) as tmp:
         save_safetensors(tmp, model.net.state_dict(), meta)
-        state, saved_meta = load_checkpoint(tmp)
-        rebuilt = build_network({'type': saved_meta['arch'], **saved_meta['args']})
-        load_into(rebuilt, state, source=output)
+        _, _, rebuilt = load_network(tmp)
         with torch.inference_mode():
-            diff = (rebuilt.eval()(x) - model.net(x)).abs()
+            diff = (rebuilt(x) - model.net(x)).abs()
         if not float(diff.max()) <= tolerance:
             raise UserError(f'{output} does not rebuild the model (max abs difference {float(diff.max()):.3g}); '
                             'it was not written')
