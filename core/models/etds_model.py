@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
@@ -32,24 +33,16 @@ class ETDSModel(IRModel):
     def residual_frozen(self, current_iter: int) -> bool:
         return current_iter <= self.fixed_residual_model_iters
 
-    def optimize_parameters(self, current_iter: int) -> None:
-        self.start_qat_if_due(current_iter)
-        self.optimizer_g.zero_grad(set_to_none=True)
-        output = self.net_g(self.lq)
+    def training_losses(self, output: torch.Tensor | tuple) -> tuple[torch.Tensor, OrderedDict]:
         sr, residual = output if isinstance(output, (tuple, list)) else (output, None)
-        self.output = sr
         loss_dict = OrderedDict()
-        loss = l_pix = self.cri_pix(sr, self.gt)
-        loss_dict['l_pix'] = l_pix
+        loss = loss_dict['l_pix'] = self.cri_pix(sr, self.gt)
         if residual is not None and self.interpolation_loss_weight > 0:
-            l_interp = self.cri_pix(residual, self.gt)
-            loss = loss + self.interpolation_loss_weight * l_interp
-            loss_dict['l_interp'] = l_interp
-        loss.backward()
+            loss_dict['l_interp'] = self.cri_pix(residual, self.gt)
+            loss = loss + self.interpolation_loss_weight * loss_dict['l_interp']
+        return loss, loss_dict
+
+    def adjust_gradients(self, current_iter: int) -> None:
         if self.residual_frozen(current_iter):
             for param in self.residual_params:
                 param.grad = None  # the optimizer skips a parameter without a gradient: frozen, moments untouched
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)

@@ -12,13 +12,18 @@ Every model of ours builds on this. Overrides, each for a named reason:
   colour from the super-resolved Y and the LR image's CbCr upscaled with MATLAB bicubic.
 - quantization-aware training (`train: qat`, core.deploy.qat): at `start_iter` the network becomes its deploy
   form with 8-bit fake quantization; checkpoints, resume and EMA follow it.
+- `optimize_parameters`: one step for every model, optionally compiled and autocast (`train: compile`, `amp`;
+  core.models.fast_step). Subclasses change only `training_losses` and `adjust_gradients`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import os
+import time
+from collections import OrderedDict
 from os import path as osp
 
 import cv2
@@ -35,6 +40,7 @@ from core.archs.network import first_output
 from core.checkpoint import atomic_save, load_checkpoint, load_into, network_meta, save_checkpoint
 from core.data.resumable import rng_states
 from core.errors import UserError
+from core.models.fast_step import StepOptions, float_outputs, named_compile_errors, step_options
 
 
 @MODEL_REGISTRY.register()
@@ -44,8 +50,12 @@ class IRModel(SRModel):
     qat_options: dict | None = None  # train:qat, checked
     qat_meta: dict | None = None  # set once the network is the fake-quantized deploy graph
     progress: dict | None = None  # the data position after the last step (core.engine), saved with the state
+    step_options = StepOptions()
+    _compiled: tuple[nn.Module, nn.Module] | None = None  # (the module compiled, its compiled wrapper)
 
     def init_training_settings(self) -> None:
+        self.step_options = step_options(self.opt['train'])
+        self.grad_scaler = self.step_options.grad_scaler(self.device)
         if self.opt['train'].get('qat') is not None:
             from core.deploy.qat import check_qat_options
 
@@ -55,8 +65,61 @@ class IRModel(SRModel):
         super().init_training_settings()
 
     def optimize_parameters(self, current_iter: int) -> None:
+        """Forward (compiled and autocast if asked), losses in fp32, backward, gradient hooks, step, EMA."""
         self.start_qat_if_due(current_iter)
-        super().optimize_parameters(current_iter)
+        compiling = self.step_options.compile and self._compiled is None
+        started = time.perf_counter()
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with named_compile_errors() if compiling else contextlib.nullcontext():
+            with self.step_options.autocast(self.device):
+                output = self.training_forward()(self.lq)
+            output = float_outputs(output)
+            self.output = first_output(output)
+            loss, loss_dict = self.training_losses(output)
+            self.grad_scaler.scale(loss).backward()
+        self.grad_scaler.unscale_(self.optimizer_g)  # hooks see true gradients (a no-op without fp16 scaling)
+        self.adjust_gradients(current_iter)
+        self.grad_scaler.step(self.optimizer_g)
+        self.grad_scaler.update()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+        if compiling:
+            from core.engine import CONSOLE
+
+            get_root_logger().info(f'train:compile: the first step took {time.perf_counter() - started:.1f} s '
+                                   '(tracing and compiling forward and backward); later steps reuse it.',
+                                   extra=CONSOLE)
+
+    def training_forward(self) -> nn.Module:
+        """The network as training calls it: compiled once per network when train:compile is set.
+
+        Validation and saving use `net_g` itself, so other input sizes never trigger a recompile.
+        """
+        if not self.step_options.compile:
+            return self.net_g
+        if self._compiled is None or self._compiled[0] is not self.net_g:
+            self._compiled = (self.net_g, torch.compile(self.net_g))
+        return self._compiled[1]
+
+    def training_losses(self, output: torch.Tensor | tuple) -> tuple[torch.Tensor, OrderedDict]:
+        """The loss to minimise and the terms to log, from the network's (fp32) output."""
+        loss_dict = OrderedDict()
+        sr = first_output(output)
+        terms = []
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(sr, self.gt)
+            terms.append(loss_dict['l_pix'])
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(sr, self.gt)
+            for name, term in (('l_percep', l_percep), ('l_style', l_style)):
+                if term is not None:
+                    loss_dict[name] = term
+                    terms.append(term)
+        return sum(terms[1:], terms[0]), loss_dict
+
+    def adjust_gradients(self, current_iter: int) -> None:
+        """Between backward and the optimizer step (ETDS freezes a stream here; VDSR clips)."""
 
     def start_qat_if_due(self, current_iter: int) -> None:
         """From train:qat:start_iter on, train the deploy form with 8-bit fake quantization (core.deploy.qat)."""
@@ -124,7 +187,7 @@ class IRModel(SRModel):
         if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
             raise UserError(f"unknown optimizer '{optim_type}' in train:optim_g; use a torch.optim class such as "
                             'Adam, AdamW or SGD')
-        if 'foreach' in inspect.signature(optimizer).parameters:
+        if 'foreach' in inspect.signature(optimizer).parameters and not kwargs.get('fused'):
             kwargs.setdefault('foreach', True)  # torch enables multi-tensor steps only on CUDA by default
         return optimizer(params, lr, **kwargs)
 
@@ -174,8 +237,15 @@ class IRModel(SRModel):
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers],
                  'progress': self.progress, 'rng': rng_states()}
+        if self.grad_scaler.is_enabled():
+            state['grad_scaler'] = self.grad_scaler.state_dict()
         os.makedirs(self.opt['path']['training_states'], exist_ok=True)
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state: dict) -> None:
+        super().resume_training(resume_state)
+        if self.grad_scaler.is_enabled() and 'grad_scaler' in resume_state:
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
         colour_from_y = save_img and dataloader.dataset.opt.get('color') == 'y'

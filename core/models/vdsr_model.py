@@ -7,7 +7,6 @@ bounded while the high initial rate (0.1) decays: `train: grad_clip: {type: adju
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -32,15 +31,6 @@ def clip_gradients(params: Iterable[torch.nn.Parameter], clip: Mapping | None, l
 
 @MODEL_REGISTRY.register()
 class VDSRModel(IRModel):
-    def optimize_parameters(self, current_iter: int) -> None:
-        self.start_qat_if_due(current_iter)
-        self.optimizer_g.zero_grad(set_to_none=True)
-        self.output = self.net_g(self.lq)
-        loss = self.cri_pix(self.output, self.gt)
-        loss.backward()
+    def adjust_gradients(self, current_iter: int) -> None:
         clip_gradients(self.net_g.parameters(), self.opt['train'].get('grad_clip'),
                        self.optimizer_g.param_groups[0]['lr'])
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(OrderedDict(l_pix=loss))
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
