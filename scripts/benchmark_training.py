@@ -1,19 +1,23 @@
-"""Training-step time of each family's reference form and its fast form, measured side by side in one run.
+"""Training-step time of each family's reference form and its fast forms, measured side by side in one run.
 
 python scripts/benchmark_training.py --family etds     # ETDS-M4C32 x4, batch 8, LR 64²: dual stream vs fused
 python scripts/benchmark_training.py --family ecbsr    # ECBSR-M4C16 x4, batch 8: five branches vs collapsed ECB
 python scripts/benchmark_training.py --family sesr     # SESR-M5 x2 on Y, batch 32: expanded vs collapsed blocks
-python scripts/benchmark_training.py --family plain    # Plain-M6C32, ESPCN, FSRCNN x4 (one form each)
+python scripts/benchmark_training.py --family plain    # Plain-M6C32, ESPCN, FSRCNN x4: eager vs compiled
 
-Both forms start from the same weights; rounds alternate between them so machine noise hits both alike. A step is
-forward, loss, backward and an Adam step, as IRModel runs it. The achieved rate counts fwd + bwd as 3× the forward's
-multiply-accumulates, against the machine's fp32 GEMM peak measured in the same run.
+Every form starts from the same weights; rounds alternate between forms so machine noise hits them alike. A step is
+what IRModel runs: forward (compiled and autocast as the form's `train:` switches say), fp32 losses, backward and
+an Adam step (`fused: true` where the form says so). A network's first row is the reference; its other rows are
+compared to it. The achieved rate counts fwd + bwd as 3× the forward's multiply-accumulates, against the machine's
+GEMM peak in the form's precision, measured in the same run. torch.compile's first step (compiling) is timed apart.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 FAMILIES = ('etds', 'ecbsr', 'sesr', 'plain')
 
@@ -23,11 +27,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--family', choices=FAMILIES, default='etds')
     parser.add_argument('--lq-size', type=int, default=64)
     parser.add_argument('--rounds', type=int, default=None, help='alternating rounds (default per family)')
+    parser.add_argument('--no-compile', action='store_true', help='skip the compiled forms (about 15 s each)')
     return parser.parse_args()
 
 
-def benchmarks(family: str) -> tuple[str, int, int, int, int, dict[str, Callable]]:
-    """(title, batch, scale, channels, rounds, {form name: builder}); the first form is the reference."""
+@dataclass(frozen=True)
+class Form:
+    """One way to train a network: how it is built and which `train:` switches the step uses."""
+
+    build: Callable
+    compile: bool = False
+    amp: str | None = None
+    fused_adam: bool = False
+
+
+def benchmarks(family: str) -> tuple[str, int, int, int, int, dict[str, Form]]:
+    """(title, batch, scale, channels, rounds, {form name: form}); a network's first form is its reference."""
     from core.archs.baselines_arch import ESPCN, FSRCNN, Plain
     from core.archs.ecbsr_arch import ECBSR
     from core.archs.etds_arch import ETDS
@@ -39,16 +54,35 @@ def benchmarks(family: str) -> tuple[str, int, int, int, int, dict[str, Callable
         return net
 
     if family == 'etds':
-        return 'ETDS-M4C32 x4', 8, 4, 3, 25, {'dual stream': lambda: etds(False), 'fused': lambda: etds(True)}
+        return 'ETDS-M4C32 x4', 8, 4, 3, 25, {
+            'dual stream': Form(lambda: etds(False)),
+            'fused': Form(lambda: etds(True)),
+            'fused +compile +fused Adam': Form(lambda: etds(True), compile=True, fused_adam=True),
+            'fused +compile +bf16': Form(lambda: etds(True), compile=True, amp='bf16', fused_adam=True)}
     if family == 'ecbsr':
-        return 'ECBSR-M4C16 x4', 8, 4, 3, 5, {'branch': lambda: ECBSR(3, 3, 4, 4, 16, 'prelu'),
-                                              'collapsed': lambda: ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=True)}
+        def ecbsr(collapsed: bool):
+            return ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=collapsed)
+
+        return 'ECBSR-M4C16 x4', 8, 4, 3, 7, {
+            'branch': Form(lambda: ecbsr(False)),
+            'collapsed': Form(lambda: ecbsr(True)),
+            'collapsed +compile +fused Adam': Form(lambda: ecbsr(True), compile=True, fused_adam=True),
+            'collapsed +compile +bf16': Form(lambda: ecbsr(True), compile=True, amp='bf16', fused_adam=True)}
     if family == 'sesr':
+        def sesr(kind: str):
+            return SESR(1, 1, 2, 5, 16, 256, kind)
+
         return 'SESR-M5 x2 (on Y, as its authors)', 32, 2, 1, 3, {
-            'expanded': lambda: SESR(1, 1, 2, 5, 16, 256, 'expanded'),
-            'collapsed': lambda: SESR(1, 1, 2, 5, 16, 256, 'collapsed')}
-    return 'plain baselines x4', 8, 4, 3, 5, {'Plain-M6C32': lambda: Plain(3, 3, 4, 6, 32),
-                                              'ESPCN': lambda: ESPCN(3, 4), 'FSRCNN': lambda: FSRCNN(4)}
+            'expanded': Form(lambda: sesr('expanded')),
+            'collapsed': Form(lambda: sesr('collapsed')),
+            'collapsed +compile +fused Adam': Form(lambda: sesr('collapsed'), compile=True, fused_adam=True)}
+    return 'plain baselines x4', 8, 4, 3, 5, {
+        'Plain-M6C32': Form(lambda: Plain(3, 3, 4, 6, 32)),
+        'Plain-M6C32 +compile': Form(lambda: Plain(3, 3, 4, 6, 32), compile=True, fused_adam=True),
+        'ESPCN': Form(lambda: ESPCN(3, 4)),
+        'ESPCN +compile': Form(lambda: ESPCN(3, 4), compile=True, fused_adam=True),
+        'FSRCNN': Form(lambda: FSRCNN(4)),
+        'FSRCNN +compile': Form(lambda: FSRCNN(4), compile=True, fused_adam=True)}
 
 
 def main() -> None:
@@ -59,30 +93,41 @@ def main() -> None:
     import core  # noqa: F401  (registers everything into basicsr)
     from core.archs.network import first_output
     from core.deploy.benchmarking import count_macs, cpu_description, gemm_peaks, interleaved_medians
+    from core.models.fast_step import AMP_DTYPES, StepOptions, float_outputs
 
-    title, batch, scale, channels, rounds, builders = benchmarks(args.family)
+    title, batch, scale, channels, rounds, forms = benchmarks(args.family)
+    if args.no_compile:
+        forms = {name: form for name, form in forms.items() if not form.compile}
     rounds = args.rounds or rounds
     torch.manual_seed(0)
-    nets = {name: build().train() for name, build in builders.items()}
-    names = list(nets)
-    reference = nets[names[0]]
-    for net in list(nets.values())[1:]:  # the fast form of the same weights (a family of baselines: its own)
-        if net.state_dict().keys() == reference.state_dict().keys():
-            net.load_state_dict(reference.state_dict())
+    nets = {name: form.build().train() for name, form in forms.items()}
+    reference = {}  # form name -> the name of the first form of the same network, whose weights it takes
+    for name, net in nets.items():
+        keys = net.state_dict().keys()
+        reference[name] = next(other for other in nets if nets[other].state_dict().keys() == keys)
+        net.load_state_dict(nets[reference[name]].state_dict())
     lq = torch.rand(batch, channels, args.lq_size, args.lq_size)
     gt = torch.rand(batch, channels, args.lq_size * scale, args.lq_size * scale)
+    device = torch.device('cpu')
 
     def loss_of(output) -> torch.Tensor:
         if isinstance(output, tuple):  # ETDS: SR and residual image, as ETDSModel weighs them
             return F.l1_loss(output[0], gt) + 0.5 * F.l1_loss(output[1], gt)
         return F.l1_loss(output, gt)
 
-    def make_step(net: torch.nn.Module) -> Callable[[], None]:
-        optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, foreach=True)  # as IRModel builds it
+    def make_step(net: torch.nn.Module, form: Form) -> Callable[[], None]:
+        """IRModel.optimize_parameters, without a model object around it."""
+        options = StepOptions(form.compile, form.amp)
+        # as IRModel.get_optimizer builds it: multi-tensor unless fused
+        optimizer = torch.optim.Adam(net.parameters(), lr=5e-4,
+                                     **({'fused': True} if form.fused_adam else {'foreach': True}))
+        forward = torch.compile(net) if form.compile else net
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
-            loss_of(net(lq)).backward()
+            with options.autocast(device):
+                output = forward(lq)
+            loss_of(float_outputs(output)).backward()
             optimizer.step()
 
         return step
@@ -91,22 +136,42 @@ def main() -> None:
     print(f"{cpu['model']}, {cpu['threads']} threads; ISA: "
           + ' '.join(flag for flag, present in cpu['isa'].items() if present))
     peaks = gemm_peaks()
-    peak = max(peaks.values())
+    peak = {None: max(peaks.values())}
     print('fp32 GEMM peak (2048²): ' + ', '.join(f'{k} {v / 1e9:.1f} GFLOP/s' for k, v in peaks.items()))
-    with torch.no_grad():
-        outputs = [first_output(net(lq[:2])) for net in nets.values()]
-    same = (outputs[0] - outputs[1]).abs().max().item() if len(outputs) == 2 else None
-    medians = interleaved_medians({name: make_step(net) for name, net in nets.items()}, rounds)
-    print(f'{title}, batch {batch}, LR {args.lq_size}x{args.lq_size}, {rounds} alternating rounds'
-          + ('' if same is None else f'; outputs agree to {same:.1e}'))
-    for name, net in nets.items():
-        macs = count_macs(net, lq)
-        rate = 3 * macs * 2 / medians[name]  # FLOP/s of fwd + bwd
-        print(f'  {name:<12} {medians[name] * 1000:8.1f} ms/step  {macs / 1e9:6.2f} GMAC/forward  '
-              f'{rate / 1e9:6.1f} GFLOP/s = {rate / peak:.2f} of the peak')
-    if len(names) == 2:
-        print(f'  {names[1]} is {medians[names[0]] / medians[names[1]]:.2f}x faster per training step than '
-              f'{names[0]}')
+    for amp in sorted({form.amp for form in forms.values()} - {None}):
+        peak[amp] = gemm_peaks(dtype=AMP_DTYPES[amp], onnxruntime=False)['torch.mm']
+        print(f'{amp} GEMM peak (2048², torch.mm): {peak[amp] / 1e9:.1f} GFLOP/s')
+    outputs, macs = {}, {}
+    for name, form in forms.items():  # before any step changes the weights
+        with torch.no_grad(), StepOptions(amp=form.amp).autocast(device):
+            outputs[name] = first_output(nets[name](lq[:2])).float()
+        macs[name] = count_macs(nets[name], lq)
+    steps, compile_seconds = {}, {}
+    for name, form in forms.items():
+        steps[name] = make_step(nets[name], form)
+        if form.compile:
+            start = time.perf_counter()
+            steps[name]()
+            compile_seconds[name] = time.perf_counter() - start
+    medians = interleaved_medians(steps, rounds)
+    print(f'{title}, batch {batch}, LR {args.lq_size}x{args.lq_size}, {rounds} alternating rounds')
+    for name, form in forms.items():
+        rate = 3 * macs[name] * 2 / medians[name]  # FLOP/s of fwd + bwd
+        agree = (outputs[name] - outputs[reference[name]]).abs().max().item()
+        # the eager forward of the form (autocast included) against its reference; compiled forms are checked by
+        # tests/test_fast_step.py, and a form whose forward is the reference's prints nothing here
+        notes = [f'outputs agree to {agree:.1e}'] if agree > 0 else []
+        if name in compile_seconds:
+            notes.append(f'first step {compile_seconds[name]:.1f} s (compiling)')
+        speedup, gmacs = medians[reference[name]] / medians[name], macs[name] / 1e9
+        print(f'  {name:<30} {medians[name] * 1000:8.1f} ms/step {speedup:6.2f}x  {gmacs:6.2f} GMAC/forward  '
+              f'{rate / 1e9:6.1f} GFLOP/s = {rate / peak[form.amp]:.2f} of the {form.amp or "fp32"} peak'
+              + (f'  ({"; ".join(notes)})' if notes else ''))
+    for base in dict.fromkeys(reference.values()):
+        variants = [name for name in forms if reference[name] == base]
+        if len(variants) > 1:
+            fastest = min(variants, key=medians.get)
+            print(f'  fastest: {fastest}, {medians[base] / medians[fastest]:.2f}x the {base} step')
 
 
 if __name__ == '__main__':
