@@ -49,27 +49,28 @@ class MultiScaleYDataset(data.Dataset):
         self.scales = [int(s) for s in opt.get('scales', [opt['scale']])]
         self.patch_size = int(opt.get('patch_size', 41))
 
-    def _y(self, path: str) -> np.ndarray:
-        with open(path, 'rb') as handle:
-            img = imfrombytes(handle.read(), float32=True)
-        return bgr2ycbcr(img, y_only=True)[..., None].astype(np.float32)
+    @staticmethod
+    def _y(bgr: np.ndarray) -> np.ndarray:
+        """MATLAB BT.601 Y of uint8 BGR pixels, as float32 in [16, 235]/255."""
+        return bgr2ycbcr(bgr.astype(np.float32) / 255.0, y_only=True)[..., None].astype(np.float32)
 
     def __getitem__(self, index: int) -> dict:
-        y = self._y(self.paths[index])
+        with open(self.paths[index], 'rb') as handle:
+            bgr = imfrombytes(handle.read())
         if self.opt['phase'] == 'train':
             scale = random.choice(self.scales)
             size = -(-self.patch_size // scale) * scale
-            if min(y.shape[:2]) < size:
+            if min(bgr.shape[:2]) < size:
                 raise UserError(f'{self.paths[index]} is smaller than a {size}x{size} patch; lower patch_size')
-            top, left = random.randint(0, y.shape[0] - size), random.randint(0, y.shape[1] - size)
-            gt = y[top:top + size, left:left + size]
+            top, left = random.randint(0, bgr.shape[0] - size), random.randint(0, bgr.shape[1] - size)
+            gt = self._y(bgr[top:top + size, left:left + size])  # Y is per pixel: crop first, convert less
             lq = degrade(gt, scale)
             gt, lq = gt[:self.patch_size, :self.patch_size], lq[:self.patch_size, :self.patch_size]
             gt, lq = random_augment([gt, lq], self.opt.get('use_hflip', False), self.opt.get('use_vflip', False),
                                     self.opt.get('use_rot', False))
         else:
             scale = int(self.opt['scale'])
-            gt = mod_crop(y, scale)
+            gt = mod_crop(self._y(bgr), scale)
             lq = degrade(gt, scale)
         to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float()  # noqa: E731
         return {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'lq_path': self.paths[index], 'gt_path': self.paths[index],
