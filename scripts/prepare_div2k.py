@@ -1,10 +1,13 @@
 """Prepare DIV2K for training: HR sub-images, MATLAB-bicubic LR sub-images, meta-info and (optionally) lmdb.
 
 python scripts/prepare_div2k.py --input datasets/DIV2K/DIV2K_train_HR --output datasets/DIV2K --lmdb
+python scripts/prepare_div2k.py --input datasets/DIV2K/DIV2K_train_HR --format bmp   # a loader that never decodes
 
 Writes under --output: DIV2K_train_HR_sub/, DIV2K_train_LR_bicubic_sub/X{2,3,4}/ (same file names as the HR
 sub-images), meta_info_DIV2K_sub.txt and, with --lmdb, DIV2K_train_HR_sub.lmdb and
-DIV2K_train_LR_bicubic_X{s}_sub.lmdb. Each output appears only once it is complete.
+DIV2K_train_LR_bicubic_X{s}_sub.lmdb. Each output appears only once it is complete. `--format bmp` stores the
+sub-images uncompressed (1.8× the disk of PNG): the training loader then skips PNG decoding, which on 2 cores is
+most of its time (docs/training.md, "Feeding the step").
 """
 
 import argparse
@@ -20,19 +23,20 @@ from tqdm import tqdm
 import core  # noqa: F401  (registers everything into basicsr)
 from core.data.layouts import image_files
 from core.data.preparation import (
+    SUBIMAGE_FORMATS,
     as_bgr,
     bicubic_downscale,
     build_lmdb,
     extract_subimages,
     staged_folder,
+    write_image,
     write_meta_info,
-    write_png,
 )
 from core.errors import UserError, run_cli
 
 
-def process_image(path: str, hr_dir: str, lr_dirs: dict[int, str], crop: int, step: int,
-                  thresh: int) -> list[tuple[str, tuple[int, ...]]]:
+def process_image(path: str, hr_dir: str, lr_dirs: dict[int, str], crop: int, step: int, thresh: int,
+                  fmt: str = 'png') -> list[tuple[str, tuple[int, ...]]]:
     """Cut one HR image into sub-images and write each with its LR versions; returns meta-info entries."""
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -40,16 +44,16 @@ def process_image(path: str, hr_dir: str, lr_dirs: dict[int, str], crop: int, st
     stem = osp.splitext(osp.basename(path))[0]
     entries = []
     for k, tile in enumerate(extract_subimages(as_bgr(img), crop, step, thresh), start=1):
-        name = f'{stem}_s{k:03d}.png'
-        write_png(osp.join(hr_dir, name), tile)
+        name = f'{stem}_s{k:03d}.{fmt}'
+        write_image(osp.join(hr_dir, name), tile)
         for scale, lr_dir in lr_dirs.items():
-            write_png(osp.join(lr_dir, name), bicubic_downscale(tile, scale))
+            write_image(osp.join(lr_dir, name), bicubic_downscale(tile, scale))
         entries.append((name, tile.shape))
     return entries
 
 
 def prepare(input_dir: str, output_dir: str, scales: list[int], crop: int, step: int, thresh: int, workers: int,
-            make_lmdb: bool, overwrite: bool) -> list[str]:
+            make_lmdb: bool, overwrite: bool, fmt: str = 'png') -> list[str]:
     """Run the whole preparation; returns the paths it wrote."""
     if not osp.isdir(input_dir):
         raise UserError(f'--input {input_dir} is not a folder; point it at the extracted DIV2K_train_HR')
@@ -69,7 +73,7 @@ def prepare(input_dir: str, output_dir: str, scales: list[int], crop: int, step:
         lr_dirs = {s: osp.join(lr_root, f'X{s}') for s in scales}
         for folder in lr_dirs.values():
             os.makedirs(folder)
-        work = partial(process_image, hr_dir=hr_dir, lr_dirs=lr_dirs, crop=crop, step=step, thresh=thresh)
+        work = partial(process_image, hr_dir=hr_dir, lr_dirs=lr_dirs, crop=crop, step=step, thresh=thresh, fmt=fmt)
         entries = []
         with Pool(workers) as pool:
             for result in tqdm(pool.imap_unordered(work, images), total=len(images), desc='DIV2K', unit='image'):
@@ -99,10 +103,12 @@ def main() -> None:
                         help='add a last, border-flush sub-image only if more than this many pixels are left over')
     parser.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument('--lmdb', action='store_true', help='also pack every folder into lmdb')
+    parser.add_argument('--format', choices=SUBIMAGE_FORMATS, default='png',
+                        help='png (compact) or bmp (uncompressed: the loader skips decoding, 1.8x the disk)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs')
     args = parser.parse_args()
     written = prepare(args.input, args.output, args.scales, args.crop_size, args.step, args.thresh, args.workers,
-                      args.lmdb, args.overwrite)
+                      args.lmdb, args.overwrite, args.format)
     print('wrote:\n  ' + '\n  '.join(written))
 
 

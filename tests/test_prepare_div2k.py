@@ -74,3 +74,44 @@ def test_crop_size_must_divide_every_scale(tmp_path):
     result = run_prepare('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'), '--crop-size', '100')
     assert result.returncode == 2 and 'not divisible by scale(s) [3]' in result.stderr
     assert not (tmp_path / 'out').exists()
+
+
+def test_bmp_storage_gives_the_same_training_samples_as_png(tmp_path):
+    """--format bmp only changes how the bytes are stored: every sample, from folders or lmdb, is identical."""
+    import random
+
+    import torch
+
+    src = tmp_path / 'DIV2K_train_HR'
+    src.mkdir()
+    cv2.imwrite(str(src / '0001.png'), smooth_image(48, 60, 1))
+    for fmt in ('png', 'bmp'):
+        result = run_prepare('--input', str(src), '--output', str(tmp_path / fmt), '--crop-size', '24', '--step',
+                             '12', '--workers', '1', '--scales', '2', '--lmdb', '--format', fmt)
+        assert result.returncode == 0, result.stderr
+    bmp_hr = tmp_path / 'bmp' / 'DIV2K_train_HR_sub'
+    assert sorted(p.suffix for p in bmp_hr.iterdir()) == ['.bmp'] * 12
+    png_size = sum(p.stat().st_size for p in (tmp_path / 'png' / 'DIV2K_train_HR_sub').iterdir())
+    assert sum(p.stat().st_size for p in bmp_hr.iterdir()) > png_size  # uncompressed
+
+    def samples(fmt: str, backend: str) -> list[torch.Tensor]:
+        root = tmp_path / fmt
+        options = {'name': 'div2k', 'type': 'PairedSRDataset', 'phase': 'train', 'scale': 2, 'lq_size': 6,
+                   'use_hflip': True, 'use_vflip': True, 'use_rot': True, 'use_channels_shuffle': True,
+                   'io_backend': {'type': backend}}
+        if backend == 'lmdb':
+            options.update(dataroot_gt=str(root / 'DIV2K_train_HR_sub.lmdb'),
+                           dataroot_lq=str(root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb'))
+        else:
+            options.update(dataroot_gt=str(root / 'DIV2K_train_HR_sub'),
+                           dataroot_lq=str(root / 'DIV2K_train_LR_bicubic_sub' / 'X2'),
+                           meta_info_file=str(root / 'meta_info_DIV2K_sub.txt'))
+        data = build_dataset(options)
+        random.seed(0)
+        np.random.seed(0)
+        return [torch.cat([data[i]['gt'].flatten(), data[i]['lq'].flatten()]) for i in range(len(data))]
+
+    reference = samples('png', 'disk')
+    assert len(reference) == 12
+    for fmt, backend in (('png', 'lmdb'), ('bmp', 'disk'), ('bmp', 'lmdb')):
+        assert all(torch.equal(a, b) for a, b in zip(reference, samples(fmt, backend), strict=True)), (fmt, backend)
