@@ -190,8 +190,13 @@ def _header(opt: dict, model, data: TrainData | None, val_loaders: list, logger:
         dataset_opt = opt['datasets']['train']
         logger.info(f"train: {dataset_opt['name']}, {len(data.dataset)} images (x"
                     f"{dataset_opt.get('dataset_enlarge_ratio', 1)}), batch {dataset_opt['batch_size_per_gpu']} per "
-                    f"process, {data.iters_per_epoch} iters/epoch, {opt['train']['total_iter']} iters",
-                    extra=CONSOLE)
+                    f"process, {data.loader.num_workers} data worker(s), {data.iters_per_epoch} iters/epoch, "
+                    f"{opt['train']['total_iter']} iters", extra=CONSOLE)
+        train = opt['train']
+        switches = (['compiled'] if train.get('compile') else []) + ([f"{train['amp']} autocast"]
+                                                                     if train.get('amp') else [])
+        if switches:
+            logger.info(f"step: {' and '.join(switches)} (core/models/fast_step.py)", extra=CONSOLE)
     for loader in val_loaders:
         logger.info(f"{loader.dataset.opt['name']}: {len(loader.dataset)} images", extra=CONSOLE)
 

@@ -1,6 +1,7 @@
 """PairedSRDataset: layouts, mod-crop, patches, augmentation consistency, lmdb, and bad-input errors."""
 
 import random
+import re
 
 import cv2
 import numpy as np
@@ -11,6 +12,7 @@ from torch.nn import functional as F
 
 from conftest import write_edsr_pairs
 from core.data.preparation import build_lmdb
+from core.data.resumable import data_workers
 from core.errors import UserError
 
 
@@ -143,3 +145,28 @@ def test_lq_size_larger_than_the_images_is_refused(tmp_path):
     root = write_edsr_pairs(tmp_path / 'set', 2, [(20, 20)])
     with pytest.raises(UserError, match='smaller than lq_size 48'):
         build_dataset(dataset_opt(dataroot=str(root), lq_size=48))
+
+
+@pytest.mark.parametrize(('value', 'processes', 'cores', 'expected'), [
+    ('auto', 1, 2, 1), ('auto', 1, 16, 8), ('auto', 4, 16, 3), ('auto', 2, 2, 1), (0, 1, 2, 0), (3, 1, 2, 3),
+    ('2', 1, 2, 2),
+])
+def test_data_workers_auto_leaves_each_trainer_a_core(value, processes, cores, expected):
+    assert data_workers(value, processes, cores) == expected
+
+
+@pytest.mark.parametrize('value', [-1, 'many', True, 1.5])
+def test_data_workers_names_the_option(value):
+    with pytest.raises(UserError, match="num_worker_per_gpu is .*'auto'"):
+        data_workers(value, 1, 2)
+
+
+def test_loader_benchmark_prints_rates_and_waits():
+    from conftest import run_repo_script
+
+    result = run_repo_script('scripts/benchmark_loader.py', '--configs', 'configs/train/ESPCN_x4.yml', '--workers',
+                             '0', '1', '--storage', 'bmp-disk', '--batches', '1', '--steps', '1', '--images', '4')
+    assert result.returncode == 0, result.stderr
+    assert 'data: 36 sub-images of 480²' in result.stdout and 'ISA:' in result.stdout
+    assert re.search(r'bmp-disk +\d+ +\d+\n', result.stdout)  # images/s with 0 and 1 workers
+    assert re.search(r'bmp-disk +\d+\.\d% +\d+ ms +\d+\.\d% +\d+ ms', result.stdout)  # wait and step

@@ -8,10 +8,14 @@ same seed every epoch, so its random crops depend on the worker count and cannot
   seeds python's `random`, numpy and torch with it for that sample only (the caller's RNGs are untouched).
 So a sample's crop and flips are a function of where it falls in training, in any process, and the
 training state only needs the epoch and the batch within it.
+
+`num_worker_per_gpu: auto` gives each training process one data worker per spare core, at most 8
+(scripts/benchmark_loader.py measured why: docs/training.md, "Feeding the step").
 """
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +25,10 @@ import torch
 from basicsr.data import build_dataloader
 from basicsr.data.data_sampler import EnlargedSampler
 from torch.utils.data import DataLoader, Dataset
+
+from core.errors import UserError
+
+MAX_AUTO_WORKERS = 8  # basicsr's configs' figure per GPU; beyond it a worker mostly adds memory
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -70,7 +78,9 @@ class SeededSamples(Dataset):
         with torch.random.fork_rng(devices=[]):
             random.seed(seed)
             np.random.seed(seed)
-            torch.manual_seed(seed)
+            # the CPU generator alone, which fork_rng restores: torch.manual_seed would also queue lazy seeding of
+            # every accelerator backend, formatting a stack trace each time (a third of a 480² BMP sample's cost)
+            torch.default_generator.manual_seed(seed)
             try:
                 return self.dataset[index]
             finally:
@@ -78,8 +88,29 @@ class SeededSamples(Dataset):
                 np.random.set_state(numpy_state)
 
 
+def data_workers(value: Any, processes: int, cores: int | None = None) -> int:
+    """`num_worker_per_gpu` as a count: a number, or 'auto' for one worker per core the trainers leave over.
+
+    Each of `processes` trainers (a GPU each, or one CPU run) keeps a core for its own step; at least one
+    worker loads ahead of it, so the step never waits for a whole batch to load in-line.
+    """
+    if value == 'auto':
+        cores = cores or len(os.sched_getaffinity(0))
+        return max(1, min(MAX_AUTO_WORKERS, cores // max(1, processes) - 1))
+    if isinstance(value, str) and value.isdigit():  # --force_yml datasets:train:num_worker_per_gpu=2 over 'auto'
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"datasets:train:num_worker_per_gpu is {value!r}; use a number of data workers (0 loads in "
+                        "the training process) or 'auto'")
+    return value
+
+
 def build_resumable_loader(dataset: Dataset, dataset_opt: dict, opt: dict) -> tuple[DataLoader, ResumableSampler]:
     """basicsr's training DataLoader over SeededSamples with a ResumableSampler."""
+    num_gpu = opt['num_gpu'] or 0
+    processes = opt['world_size'] if opt['dist'] else max(1, num_gpu)
+    workers = data_workers(dataset_opt.get('num_worker_per_gpu', 0), processes)
+    dataset_opt = dict(dataset_opt, num_worker_per_gpu=workers)  # basicsr multiplies it by num_gpu without dist
     sampler = ResumableSampler(dataset, opt['world_size'], opt['rank'], dataset_opt.get('dataset_enlarge_ratio', 1),
                                seed=int(opt['manual_seed']), batch_size=dataset_opt['batch_size_per_gpu'])
     loader = build_dataloader(SeededSamples(dataset), dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
