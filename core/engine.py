@@ -29,7 +29,6 @@ from typing import Any
 
 import torch
 from basicsr.data import build_dataloader, build_dataset
-from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.train import init_tb_loggers
 from basicsr.utils import (
@@ -49,6 +48,7 @@ from core.archs.esr_arch import model_id_from_path
 from core.archs.network import first_output
 from core.checkpoint import load_checkpoint
 from core.compat import parse_options
+from core.data.prefetch import batch_source
 from core.data.resumable import ResumableSampler, build_resumable_loader, restore_rng_states
 from core.errors import UserError
 from core.experiment_lock import experiment_lock, refuse_if_running, watch_launcher
@@ -327,47 +327,46 @@ def _train_loop(opt: dict, model, data: TrainData, val_loaders: list, tb_logger,
     """
     msg_logger = MessageLogger(opt, start.iteration, tb_logger)
     metrics = MetricsLog(osp.join(opt['path']['experiments_root'], 'metrics.jsonl'), start.iteration, _rank0())
-    if opt['datasets']['train'].get('prefetch_mode') == 'cuda':
-        prefetcher = CUDAPrefetcher(data.loader, opt)
-    else:
-        prefetcher = CPUPrefetcher(data.loader)
-    data_timer, iter_timer = AvgTimer(), AvgTimer()
-    epoch, batch, current_iter = start.epoch, start.batch, start.iteration
-    model.progress = _position(epoch, batch, data, opt)
-    while current_iter < total_iters:
-        data.sampler.set_position(epoch, batch)
-        prefetcher.reset()
-        train_data = prefetcher.next()
-        while train_data is not None and current_iter < total_iters:
-            data_timer.record()
-            current_iter += 1
-            batch += 1
-            model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
-            model.feed_data(train_data)
-            model.optimize_parameters(current_iter)
-            model.progress = _position(epoch, batch, data, opt)
-            iter_timer.record()
-            if current_iter == start.iteration + 1:
-                msg_logger.reset_start_time()
-            if current_iter % opt['logger']['print_freq'] == 0:
-                log_vars = {'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
-                            'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()}
-                log_vars.update(model.get_current_log())
-                # the share of each step spent waiting for the loader: above a few percent, add data workers
-                log_vars['data_wait'] = log_vars['data_time'] / max(log_vars['time'], 1e-12)
-                msg_logger(log_vars)
-                metrics.write(current_iter, epoch, model.get_current_log(), model.get_current_learning_rate())
-            if current_iter % opt['logger']['save_checkpoint_freq'] == 0:
-                model.save(epoch, current_iter)
-            if opt.get('val') is not None and current_iter % opt['val']['val_freq'] == 0:
-                for val_loader in val_loaders:
-                    model.validation(val_loader, current_iter, tb_logger, opt['val'].get('save_img', False))
-            data_timer.start()
-            iter_timer.start()
+    prefetcher = batch_source(data.loader, opt['datasets']['train'], opt)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(getattr(prefetcher, 'close', lambda: None))  # the receiving thread ends with training
+        data_timer, iter_timer = AvgTimer(), AvgTimer()
+        epoch, batch, current_iter = start.epoch, start.batch, start.iteration
+        model.progress = _position(epoch, batch, data, opt)
+        while current_iter < total_iters:
+            data.sampler.set_position(epoch, batch)
+            prefetcher.reset()
             train_data = prefetcher.next()
-        if current_iter < total_iters or batch >= data.iters_per_epoch:
-            epoch, batch = epoch + 1, 0
-    return Progress(epoch=epoch, batch=batch, iteration=current_iter)
+            while train_data is not None and current_iter < total_iters:
+                data_timer.record()
+                current_iter += 1
+                batch += 1
+                model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
+                model.feed_data(train_data)
+                model.optimize_parameters(current_iter)
+                model.progress = _position(epoch, batch, data, opt)
+                iter_timer.record()
+                if current_iter == start.iteration + 1:
+                    msg_logger.reset_start_time()
+                if current_iter % opt['logger']['print_freq'] == 0:
+                    log_vars = {'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
+                                'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()}
+                    log_vars.update(model.get_current_log())
+                    # the share of each step spent waiting for the loader: above a few percent, add data workers
+                    log_vars['data_wait'] = log_vars['data_time'] / max(log_vars['time'], 1e-12)
+                    msg_logger(log_vars)
+                    metrics.write(current_iter, epoch, model.get_current_log(), model.get_current_learning_rate())
+                if current_iter % opt['logger']['save_checkpoint_freq'] == 0:
+                    model.save(epoch, current_iter)
+                if opt.get('val') is not None and current_iter % opt['val']['val_freq'] == 0:
+                    for val_loader in val_loaders:
+                        model.validation(val_loader, current_iter, tb_logger, opt['val'].get('save_img', False))
+                data_timer.start()
+                iter_timer.start()
+                train_data = prefetcher.next()
+            if current_iter < total_iters or batch >= data.iters_per_epoch:
+                epoch, batch = epoch + 1, 0
+        return Progress(epoch=epoch, batch=batch, iteration=current_iter)
 
 
 def _network_from_checkpoint(opt: dict) -> None:

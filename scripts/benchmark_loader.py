@@ -8,8 +8,8 @@ scikit-image's bundled photos (DIV2K itself is not downloadable here), stored fo
 (`--format`), each as a folder (io_backend disk) and as lmdb.
 Part 1, the loader alone: images/s of each config's training loader (its patch size, augmentation and colour) for
 each storage and worker count. Part 2, the data wait: the config's network trains (forward, loss, backward, Adam,
-at the config's batch) fed by that loader; the wait is the share of the step spent in next(loader), which is what
-the training log prints as data_wait.
+at the config's batch) fed by that loader as train.py feeds it (core.data.prefetch); the wait is the share of the
+step spent waiting for the next batch, which is what the training log prints as data_wait.
 """
 
 from __future__ import annotations
@@ -97,15 +97,16 @@ def dataset_options(config: dict, data: dict[str, str], storage: str, workers: i
     return options
 
 
+RUN = {'world_size': 1, 'rank': 0, 'manual_seed': 0, 'num_gpu': 0, 'dist': False}  # one CPU training process
+
+
 def build_loader(options: dict):
     """The loader train.py builds (core.data.resumable), for one process."""
     from basicsr.data import build_dataset
 
     from core.data.resumable import build_resumable_loader
 
-    run = {'world_size': 1, 'rank': 0, 'manual_seed': 0, 'num_gpu': 0, 'dist': False}
-    loader, sampler = build_resumable_loader(build_dataset(options), options, run)
-    return loader, sampler
+    return build_resumable_loader(build_dataset(options), options, RUN)
 
 
 def endless(loader, sampler):
@@ -133,15 +134,19 @@ def data_wait(config: dict, options: dict, steps: int) -> tuple[float, float]:
     from basicsr.archs import build_network
     from torch.nn import functional as F
 
+    from core.data.prefetch import batch_source
     from core.models.fast_step import float_outputs
 
     net = build_network(dict(config['network_g'])).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, foreach=True)
-    batches_of = endless(*build_loader(options))
+    loader, sampler = build_loader(options)
+    source = batch_source(loader, options, RUN)  # as the training loop draws batches (a thread with workers)
+    sampler.set_position(0, 0)
+    source.reset()
     waits, totals = [], []
-    for step in range(steps + 1):
+    for step in range(steps + 1):  # one (enlarged) epoch
         start = time.perf_counter()
-        batch = next(batches_of)
+        batch = source.next()
         waited = time.perf_counter() - start
         optimizer.zero_grad(set_to_none=True)
         output = float_outputs(net(batch['lq']))
@@ -151,6 +156,7 @@ def data_wait(config: dict, options: dict, steps: int) -> tuple[float, float]:
         if step:  # the first batch includes starting the workers
             waits.append(waited)
             totals.append(time.perf_counter() - start)
+    getattr(source, 'close', lambda: None)()
     return statistics.median(totals), sum(waits) / sum(totals)
 
 

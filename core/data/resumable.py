@@ -111,6 +111,8 @@ def build_resumable_loader(dataset: Dataset, dataset_opt: dict, opt: dict) -> tu
     processes = opt['world_size'] if opt['dist'] else max(1, num_gpu)
     workers = data_workers(dataset_opt.get('num_worker_per_gpu', 0), processes)
     dataset_opt = dict(dataset_opt, num_worker_per_gpu=workers)  # basicsr multiplies it by num_gpu without dist
+    if dataset_opt.get('prefetch_mode') == 'cpu':  # core.data.prefetch receives ahead; basicsr's thread would
+        dataset_opt['prefetch_mode'] = None  # load samples beside the step, racing it for the global RNGs
     sampler = ResumableSampler(dataset, opt['world_size'], opt['rank'], dataset_opt.get('dataset_enlarge_ratio', 1),
                                seed=int(opt['manual_seed']), batch_size=dataset_opt['batch_size_per_gpu'])
     loader = build_dataloader(SeededSamples(dataset), dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
