@@ -38,7 +38,7 @@ TRAIN_NOTES = [
     '  datasets/DIV2K/DIV2K_train_LR_bicubic_X{s}_sub.lmdb, io_backend: {type: lmdb}, and no meta_info_file.',
     "num_gpu: 0 trains on the CPU; 'auto' uses every visible GPU. The decay milestones are ours; the paper fixes",
     '  the rate, optimiser and length.',
-    "Speed (docs/training.md): num_worker_per_gpu: auto is one data worker per spare core (at most 8); fused Adam;",
+    "Speed (docs/training.md): num_worker_per_gpu: auto is a data worker per core (2 to 8 per GPU); fused Adam;",
     '  train:compile is on where it measured faster; train:amp: bf16 trades precision for speed on CPUs with',
     '  AVX-512 BF16 or AMX and on GPUs; prepare_div2k.py --format bmp spares the CPU the PNG decoding.',
 ]

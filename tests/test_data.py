@@ -148,10 +148,11 @@ def test_lq_size_larger_than_the_images_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(('value', 'processes', 'cores', 'expected'), [
-    ('auto', 1, 2, 1), ('auto', 1, 16, 8), ('auto', 4, 16, 3), ('auto', 2, 2, 1), (0, 1, 2, 0), (3, 1, 2, 3),
+    ('auto', 1, 2, 2), ('auto', 1, 16, 8), ('auto', 1, 64, 8), ('auto', 4, 16, 4), ('auto', 2, 2, 2), (0, 1, 2, 0),
+    (3, 1, 2, 3),
     ('2', 1, 2, 2),
 ])
-def test_data_workers_auto_leaves_each_trainer_a_core(value, processes, cores, expected):
+def test_data_workers_auto_follows_the_cores_per_trainer(value, processes, cores, expected):
     assert data_workers(value, processes, cores) == expected
 
 

@@ -9,7 +9,7 @@ same seed every epoch, so its random crops depend on the worker count and cannot
 So a sample's crop and flips are a function of where it falls in training, in any process, and the
 training state only needs the epoch and the batch within it.
 
-`num_worker_per_gpu: auto` gives each training process one data worker per spare core, at most 8
+`num_worker_per_gpu: auto` gives each training process as many data workers as it has cores, from 2 to 8
 (scripts/benchmark_loader.py measured why: docs/training.md, "Feeding the step").
 """
 
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.errors import UserError
 
-MAX_AUTO_WORKERS = 8  # basicsr's configs' figure per GPU; beyond it a worker mostly adds memory
+MIN_AUTO_WORKERS, MAX_AUTO_WORKERS = 2, 8  # 8: basicsr's configs' figure per GPU; beyond it, mostly memory
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -89,14 +89,14 @@ class SeededSamples(Dataset):
 
 
 def data_workers(value: Any, processes: int, cores: int | None = None) -> int:
-    """`num_worker_per_gpu` as a count: a number, or 'auto' for one worker per core the trainers leave over.
+    """`num_worker_per_gpu` as a count: a number, or 'auto' for as many workers as each trainer has cores.
 
-    Each of `processes` trainers (a GPU each, or one CPU run) keeps a core for its own step; at least one
-    worker loads ahead of it, so the step never waits for a whole batch to load in-line.
+    At least 2 (on 2 cores, 2 workers gave the shortest steps for PNG data and matched 1 for BMP) and at most
+    MAX_AUTO_WORKERS: a worker mostly waits for the step, so a core may carry a worker and a compute thread.
     """
     if value == 'auto':
         cores = cores or len(os.sched_getaffinity(0))
-        return max(1, min(MAX_AUTO_WORKERS, cores // max(1, processes) - 1))
+        return max(MIN_AUTO_WORKERS, min(MAX_AUTO_WORKERS, cores // max(1, processes)))
     if isinstance(value, str) and value.isdigit():  # --force_yml datasets:train:num_worker_per_gpu=2 over 'auto'
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
