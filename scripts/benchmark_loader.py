@@ -7,9 +7,10 @@ Data: DIV2K-like sub-images (480² HR and MATLAB-bicubic LR) that scripts/prepar
 scikit-image's bundled photos (DIV2K itself is not downloadable here), stored four ways: PNG or uncompressed BMP
 (`--format`), each as a folder (io_backend disk) and as lmdb.
 Part 1, the loader alone: images/s of each config's training loader (its patch size, augmentation and colour) for
-each storage and worker count. Part 2, the data wait: the config's network trains (forward, loss, backward, Adam,
-at the config's batch) fed by that loader as train.py feeds it (core.data.prefetch); the wait is the share of the
-step spent waiting for the next batch, which is what the training log prints as data_wait.
+each storage and worker count. Part 2, the data wait: the config's network trains (forward, loss, backward, Adam at
+the config's batch; compiled and autocast as the config says) fed by that loader as train.py feeds it
+(core.data.prefetch); the wait is the share of the step spent waiting for the next batch, which is what the training
+log prints as data_wait.
 """
 
 from __future__ import annotations
@@ -135,10 +136,13 @@ def data_wait(config: dict, options: dict, steps: int) -> tuple[float, float]:
     from torch.nn import functional as F
 
     from core.data.prefetch import batch_source
-    from core.models.fast_step import float_outputs
+    from core.models.fast_step import float_outputs, step_options
 
     net = build_network(dict(config['network_g'])).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, foreach=True)
+    fused = bool(config['train']['optim_g'].get('fused'))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, **({'fused': True} if fused else {'foreach': True}))
+    step_switches = step_options(config['train'])  # the step as the config trains it (compile, amp)
+    forward = torch.compile(net) if step_switches.compile else net
     loader, sampler = build_loader(options)
     source = batch_source(loader, options, RUN)  # as the training loop draws batches (a thread with workers)
     sampler.set_position(0, 0)
@@ -149,11 +153,12 @@ def data_wait(config: dict, options: dict, steps: int) -> tuple[float, float]:
         batch = source.next()
         waited = time.perf_counter() - start
         optimizer.zero_grad(set_to_none=True)
-        output = float_outputs(net(batch['lq']))
+        with step_switches.autocast(torch.device('cpu')):
+            output = float_outputs(forward(batch['lq']))
         sr = output[0] if isinstance(output, tuple) else output
         F.l1_loss(sr, batch['gt']).backward()
         optimizer.step()
-        if step:  # the first batch includes starting the workers
+        if step:  # the first batch includes starting the workers (and compiling)
             waits.append(waited)
             totals.append(time.perf_counter() - start)
     getattr(source, 'close', lambda: None)()

@@ -1,10 +1,10 @@
 """Receiving the next batch from the data workers while the step computes.
 
-With workers, the training process itself still unpickles each batch and maps its shared memory: about 8 ms
-for a batch of 32 LR-64² x4 pairs here, 6% of a collapsed-ECBSR step (scripts/benchmark_loader.py). A thread
-does that receiving ahead of the step. basicsr's PrefetchDataLoader (prefetch_mode: cpu) is such a thread, but
-a failing worker leaves its consumer waiting forever and every epoch leaves a thread and its workers behind;
-this one passes the failure on and is closed with the epoch.
+With workers, the training process itself still receives each batch (unpickling it, mapping its shared memory).
+A thread does that ahead of the step; on 2 cores it took eager ECBSR's wait with BMP data from 5.9–7.4% to
+5.2–5.7% of the step (scripts/benchmark_loader.py). basicsr's PrefetchDataLoader (prefetch_mode: cpu) is such a
+thread, but a failing worker leaves its consumer waiting forever and every epoch leaves a thread and its
+workers behind; this one passes the failure on and is closed with the epoch.
 
 Only the batches' arrival changes: they come from the same iterator in the same order, and the thread draws
 no random numbers (the workers do the sampling), so training and resume stay exact.

@@ -1,4 +1,5 @@
-"""How one training step can run faster without changing what it computes: compiled, and in reduced precision.
+"""How one training step runs faster: compiled (the same arithmetic, reordered), and in reduced precision (rounded
+differently; tests/test_fast_step.py bounds by how much).
 
     train:
       compile: true   # torch.compile the network for the training forward; the first step compiles (logged)
