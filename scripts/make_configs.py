@@ -42,7 +42,9 @@ TRAIN_NOTES = [
     '  train:compile is on where it measured faster; train:amp: bf16 trades precision for speed on CPUs with',
     '  AVX-512 BF16 or AMX and on GPUs; prepare_div2k.py --format bmp spares the CPU the PNG decoding.',
 ]
-COMPILED_FAMILIES = ('ECBSR_mobilesr', 'SESR')  # torch.compile measured 1.4x (ECBSR) and 1.5x (SESR) faster steps
+# torch.compile measured faster steps for these (1.4x ECBSR, 1.5x SESR, 1.3-1.5x FSRCNN); 1.0-1.1x for ETDS and
+# Plain is not worth a first step of 10-20 s, ESPCN got slower (0.9x); ABPN, eSR and VDSR were not measured
+COMPILED_FAMILIES = ('ECBSR_mobilesr', 'SESR', 'FSRCNN')
 TEST_NOTES = [
     'The checkpoint may be an official raw state_dict or one of ours. A converted checkpoint works too: point',
     'pretrain_network_g at it and delete network_g (its meta describes it).',
