@@ -22,7 +22,10 @@ NETWORKS = {
     'sesr': {'type': 'SESR', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'm': 2, 'int_features': 8,
              'feature_size': 16},
 }
-CONVERTS_TO = {'ecbsr_branches': 'ECBSRET', 'ecbsr_collapsed': 'ECBSRET', 'abpn': 'ABPN_ET', 'sesr': 'SESRInference'}
+NETWORKS['ecbsr_collapsed_compiled'] = NETWORKS['ecbsr_collapsed']  # as configs/train/ECBSR_*.yml train it
+COMPILED = {'ecbsr_collapsed_compiled'}
+CONVERTS_TO = {'ecbsr_branches': 'ECBSRET', 'ecbsr_collapsed': 'ECBSRET', 'ecbsr_collapsed_compiled': 'ECBSRET',
+               'abpn': 'ABPN_ET', 'sesr': 'SESRInference'}
 
 
 @pytest.mark.parametrize('name', list(NETWORKS))
@@ -33,6 +36,9 @@ def test_family_trains_from_yaml_and_tests(tmp_path, name):
     opt['network_g'] = NETWORKS[name]
     for key in ('fixed_residual_model_iters', 'interpolation_loss_weight'):
         del opt['train'][key]
+    if name in COMPILED:
+        opt['train']['compile'] = True
+        opt['train']['optim_g']['fused'] = True
     luminance = name.startswith('esr')
     if luminance:  # 1-channel models train and test on the Y channel
         for dataset in opt['datasets'].values():
