@@ -118,3 +118,24 @@ def test_a_missing_compiler_is_one_line_naming_the_switch(tmp_path, monkeypatch)
     data = write_edsr_pairs(tmp_path / 'data', 2, [(40, 36), (36, 44)])
     with pytest.raises(UserError, match=r'train:compile failed: .*C\+\+ compiler.*set train:compile: false'):
         _train(tmp_path, data, 'no_compiler', compile=True)
+
+
+def test_the_cpu_only_cuda_notice_is_dropped_and_nothing_else():
+    import logging
+
+    from core.models.fast_step import quiet_cpu_only_cuda_notice
+
+    quiet_cpu_only_cuda_notice()
+    quiet_cpu_only_cuda_notice()  # once is enough; twice adds nothing
+    logger = logging.getLogger('torch.utils.cpp_extension')
+    assert len(logger.filters) == 1
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger.addHandler(handler)  # torch's loggers do not propagate to the root, where caplog listens
+    try:
+        logger.warning("No CUDA runtime is found, using CUDA_HOME='/usr/local'")
+        logger.warning('a real problem')
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ['a real problem']

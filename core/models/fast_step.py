@@ -12,6 +12,7 @@ scripts/benchmark_training.py measures each of these against the plain step; doc
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -66,6 +67,21 @@ def named_compile_errors() -> Iterator[None]:
         reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise UserError(f'train:compile failed: {reason[:300]}; set train:compile: false (--force_yml '
                         'train:compile=false), or install a C++ compiler (g++) for torch.compile') from err
+
+
+class _CpuOnlyCudaNotice(logging.Filter):
+    """Drops the "No CUDA runtime is found" warning torch.compile's toolchain lookup prints on every CPU-only
+    machine: there it is expected, and a user reads it as a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'No CUDA runtime is found' not in record.getMessage()
+
+
+def quiet_cpu_only_cuda_notice() -> None:
+    """Install the filter once, on the logger that prints it (torch.utils.cpp_extension), on CPU-only machines."""
+    logger = logging.getLogger('torch.utils.cpp_extension')
+    if not torch.cuda.is_available() and not any(isinstance(f, _CpuOnlyCudaNotice) for f in logger.filters):
+        logger.addFilter(_CpuOnlyCudaNotice())
 
 
 def float_outputs(output: torch.Tensor | tuple) -> torch.Tensor | tuple:

@@ -40,7 +40,13 @@ from core.archs.network import first_output
 from core.checkpoint import atomic_save, load_checkpoint, load_into, network_meta, save_checkpoint
 from core.data.resumable import rng_states
 from core.errors import UserError
-from core.models.fast_step import StepOptions, float_outputs, named_compile_errors, step_options
+from core.models.fast_step import (
+    StepOptions,
+    float_outputs,
+    named_compile_errors,
+    quiet_cpu_only_cuda_notice,
+    step_options,
+)
 
 
 @MODEL_REGISTRY.register()
@@ -99,6 +105,7 @@ class IRModel(SRModel):
         if not self.step_options.compile:
             return self.net_g
         if self._compiled is None or self._compiled[0] is not self.net_g:
+            quiet_cpu_only_cuda_notice()
             self._compiled = (self.net_g, torch.compile(self.net_g))
         return self._compiled[1]
 
