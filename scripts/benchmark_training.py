@@ -44,6 +44,14 @@ class Form:
     fused_adam: bool = False
 
 
+def fast_forms(name: str, build: Callable, bf16: bool = True) -> dict[str, Form]:
+    """A fast form as it is, compiled with fused Adam, and (bf16) also autocast in bfloat16."""
+    forms = {name: Form(build), f'{name} +compile +fused Adam': Form(build, compile=True, fused_adam=True)}
+    if bf16:
+        forms[f'{name} +compile +bf16'] = Form(build, compile=True, amp='bf16', fused_adam=True)
+    return forms
+
+
 def benchmarks(family: str) -> tuple[str, int, int, int, int, dict[str, Form]]:
     """(title, batch, scale, channels, rounds, {form name: form}); a network's first form is its reference."""
     from core.archs.baselines_arch import ESPCN, FSRCNN, Plain
@@ -56,36 +64,27 @@ def benchmarks(family: str) -> tuple[str, int, int, int, int, dict[str, Form]]:
         net.fused = fused
         return net
 
+    def ecbsr(collapsed: bool):
+        return ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=collapsed)
+
+    def sesr(kind: str):
+        return SESR(1, 1, 2, 5, 16, 256, kind)
+
     if family == 'etds':
-        return 'ETDS-M4C32 x4', 8, 4, 3, 25, {
-            'dual stream': Form(lambda: etds(False)),
-            'fused': Form(lambda: etds(True)),
-            'fused +compile +fused Adam': Form(lambda: etds(True), compile=True, fused_adam=True),
-            'fused +compile +bf16': Form(lambda: etds(True), compile=True, amp='bf16', fused_adam=True)}
+        return 'ETDS-M4C32 x4', 8, 4, 3, 25, {'dual stream': Form(lambda: etds(False)),
+                                             **fast_forms('fused', lambda: etds(True))}
     if family == 'ecbsr':
-        def ecbsr(collapsed: bool):
-            return ECBSR(3, 3, 4, 4, 16, 'prelu', collapsed=collapsed)
-
-        return 'ECBSR-M4C16 x4', 8, 4, 3, 7, {
-            'branch': Form(lambda: ecbsr(False)),
-            'collapsed': Form(lambda: ecbsr(True)),
-            'collapsed +compile +fused Adam': Form(lambda: ecbsr(True), compile=True, fused_adam=True),
-            'collapsed +compile +bf16': Form(lambda: ecbsr(True), compile=True, amp='bf16', fused_adam=True)}
+        return 'ECBSR-M4C16 x4', 8, 4, 3, 7, {'branch': Form(lambda: ecbsr(False)),
+                                              **fast_forms('collapsed', lambda: ecbsr(True))}
     if family == 'sesr':
-        def sesr(kind: str):
-            return SESR(1, 1, 2, 5, 16, 256, kind)
-
         return 'SESR-M5 x2 (on Y, as its authors)', 32, 2, 1, 3, {
             'expanded': Form(lambda: sesr('expanded')),
-            'collapsed': Form(lambda: sesr('collapsed')),
-            'collapsed +compile +fused Adam': Form(lambda: sesr('collapsed'), compile=True, fused_adam=True)}
-    return 'plain baselines x4', 8, 4, 3, 5, {
-        'Plain-M6C32': Form(lambda: Plain(3, 3, 4, 6, 32)),
-        'Plain-M6C32 +compile': Form(lambda: Plain(3, 3, 4, 6, 32), compile=True, fused_adam=True),
-        'ESPCN': Form(lambda: ESPCN(3, 4)),
-        'ESPCN +compile': Form(lambda: ESPCN(3, 4), compile=True, fused_adam=True),
-        'FSRCNN': Form(lambda: FSRCNN(4)),
-        'FSRCNN +compile': Form(lambda: FSRCNN(4), compile=True, fused_adam=True)}
+            **fast_forms('collapsed', lambda: sesr('collapsed'), bf16=False)}
+    forms: dict[str, Form] = {}
+    for name, build in (('Plain-M6C32', lambda: Plain(3, 3, 4, 6, 32)), ('ESPCN', lambda: ESPCN(3, 4)),
+                        ('FSRCNN', lambda: FSRCNN(4))):
+        forms |= fast_forms(name, build, bf16=False)
+    return 'plain baselines x4', 8, 4, 3, 5, forms
 
 
 def main() -> None:
@@ -173,7 +172,7 @@ def measure(args: argparse.Namespace) -> None:
         if name in compile_seconds:
             notes.append(f'first step {compile_seconds[name]:.1f} s (compiling)')
         speedup, gmacs = medians[reference[name]] / medians[name], macs[name] / 1e9
-        print(f'  {name:<30} {medians[name] * 1000:8.1f} ms/step {speedup:6.2f}x  {gmacs:6.2f} GMAC/forward  '
+        print(f'  {name:<32} {medians[name] * 1000:8.1f} ms/step {speedup:6.2f}x  {gmacs:6.2f} GMAC/forward  '
               f'{rate / 1e9:6.1f} GFLOP/s = {rate / peak[form.amp]:.2f} of the {form.amp or "fp32"} peak'
               + (f'  ({"; ".join(notes)})' if notes else ''))
     for base in dict.fromkeys(reference.values()):
