@@ -28,34 +28,27 @@ except ImportError:  # Windows: no advisory locks; training still works, unguard
 LOCK_NAME = 'train.lock'
 
 
-def _try_lock(path: str) -> int | None:
-    """An open descriptor holding the lock on `path`, or None when another process holds it."""
+def _acquire(experiments_root: str) -> int:
+    """An open descriptor holding the experiment's lock; a one-line error naming the holder when it is taken."""
+    path = osp.join(experiments_root, LOCK_NAME)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:  # EAGAIN or EACCES: held by another process
         os.close(fd)
-        return None
+        owner = 'another process'
+        with contextlib.suppress(OSError), open(path) as handle:
+            owner = handle.read().strip() or owner
+        raise UserError(f'experiment {osp.basename(experiments_root)} is being trained by {owner}; wait for it to '
+                        'finish or stop it, then use --auto_resume (or give this run another name)') from None
     return fd
-
-
-def _running(experiments_root: str, path: str) -> UserError:
-    owner = 'another process'
-    with contextlib.suppress(OSError), open(path) as handle:  # never called while this process holds the lock
-        owner = handle.read().strip() or owner
-    return UserError(f'experiment {osp.basename(experiments_root)} is being trained by {owner}; wait for it to '
-                     'finish or stop it, then use --auto_resume (or give this run another name)')
 
 
 def refuse_if_running(experiments_root: str) -> None:
     """A second train.py on a running experiment would archive or overwrite its folder: refuse it first."""
-    path = osp.join(experiments_root, LOCK_NAME)
-    if fcntl is None or not osp.isfile(path):
+    if fcntl is None or not osp.isfile(osp.join(experiments_root, LOCK_NAME)):
         return
-    fd = _try_lock(path)
-    if fd is None:
-        raise _running(experiments_root, path)
-    os.close(fd)
+    os.close(_acquire(experiments_root))
 
 
 @contextlib.contextmanager
@@ -64,10 +57,7 @@ def experiment_lock(experiments_root: str) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    path = osp.join(experiments_root, LOCK_NAME)
-    fd = _try_lock(path)
-    if fd is None:
-        raise _running(experiments_root, path)
+    fd = _acquire(experiments_root)
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f'process {os.getpid()} on {os.uname().nodename}\n'.encode())
