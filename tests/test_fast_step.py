@@ -4,7 +4,6 @@ Each switch trains the same tiny ETDS from the same seed and data as the plain f
 loss, and the trained network's output) bounds what the switch may change, from figures measured here.
 """
 
-import json
 import re
 
 import pytest
@@ -15,6 +14,7 @@ from core.archs.etds_arch import ETDS
 from core.checkpoint import load_checkpoint
 from core.engine import train_pipeline
 from core.errors import UserError
+from core.metrics_log import read_metrics
 from core.models.fast_step import step_options
 
 ITERATIONS = 40
@@ -41,7 +41,7 @@ def _train(root, data, name: str, **train_extra) -> tuple[list[float], dict, dic
     opt['logger']['save_checkpoint_freq'] = ITERATIONS
     train_pipeline(str(root), ['-opt', write_yaml(root / f'{name}.yml', opt)])
     folder = root / 'experiments' / name
-    losses = [json.loads(line)['l_pix'] for line in (folder / 'metrics.jsonl').read_text().splitlines()]
+    losses = [record['l_pix'] for record in read_metrics(str(folder / 'metrics.jsonl'))]
     params, _ = load_checkpoint(str(folder / 'models' / 'net_g_latest.pth'), param_key='params')
     state = torch.load(folder / 'training_states' / f'{ITERATIONS}.state', weights_only=True)
     return losses, params, state
