@@ -7,7 +7,8 @@ tested; nothing in basicsr is patched behind the user's back.
    0.17 renamed to `_functional_tensor`. `alias_functional_tensor()` registers the old module name.
    It must run before the first `import basicsr`, which is why `core/__init__.py` calls it first.
 2. `basicsr.train.load_resume_state` maps tensors with `torch.cuda.current_device()`, so resume fails
-   on CPU. core.resume.find_resume_point maps to the model's device and loads with `weights_only=True`.
+   on CPU. core.resume.find_resume_point loads on the CPU with `weights_only=True` (the optimizers'
+   load_state_dict moves their state to the parameters' device).
 3. `basicsr.utils.dist_util.init_dist` hard-codes NCCL and divides by `torch.cuda.device_count()`.
    `init_distributed()` picks gloo on CPU and NCCL on CUDA.
 4. `basicsr.utils.options.parse_options` rejects `--local-rank` (what `torch.distributed.launch`
