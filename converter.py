@@ -19,6 +19,9 @@ def parse_args(cli: dict) -> argparse.Namespace:
     parser.add_argument('--format', choices=sorted(EXTENSIONS), default=None,
                         help='pth (torch) or safetensors; default: from the --output extension')
     parser.add_argument('-opt', default=None, help='training YAML whose network_g describes the input')
+    parser.add_argument('--arch', default=None, metavar='TYPE',
+                        help='read a raw state_dict as this network (for weights that fit more than one, e.g. '
+                             'Plain or ETDSOnlyET)')
     parser.add_argument('--to', default=None, choices=['plain', 'et'],
                         help='plain: branches folded (e.g. ECBSRT); et: also the shortcut and clamp folded '
                              '(e.g. ECBSRET, ETDSForInference). Default: et where the family has it')
@@ -53,7 +56,7 @@ def main() -> None:
     options = {} if args.two_step_shuffle is None else {'two_step_shuffle': args.two_step_shuffle}
     report = run_cli(lambda: convert_checkpoint(args.input, args.output, opt_path=args.opt, kind=args.to,
                                                 tolerance=args.tolerance, param_key=args.param_key,
-                                                options=options))
+                                                options=options, arch=args.arch))
     print(f'{report.source_arch} -> {report.target_arch} {report.target_args}')
     print(f'max abs difference on random inputs (float64): {report.max_abs_diff:.3g}')
     print(f'wrote {report.output}')

@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--output', required=True, help='folder for <input stem><suffix>.png')
     parser.add_argument('--suffix', default='', help='appended to each output stem (default: none)')
     parser.add_argument('-opt', default=None, help='YAML whose network_g describes a checkpoint without meta')
+    parser.add_argument('--arch', default=None, metavar='TYPE',
+                        help='read a raw state_dict as this network (for weights that fit more than one, e.g. '
+                             'Plain or ETDSOnlyET)')
     parser.add_argument('--backend', choices=BACKENDS, default=None,
                         help='torch, or run a .pth through a temporary ONNX / TFLite export to see what a phone '
                              'shows (default: what --model is)')
@@ -64,7 +67,7 @@ def _runtime_and_radius(args: argparse.Namespace, workdir: str):
     if kind == 'tflite':
         runtime = open_runtime(args.model)
         return runtime, read_metadata(args.model).get('radius'), f'{args.model} on the LiteRT interpreter'
-    model = load_deploy_model(args.model, args.opt)
+    model = load_deploy_model(args.model, args.opt, arch=args.arch)
     radius = receptive_radius(model.net, model.num_in_ch, model.scale)
     if args.backend in (None, 'torch'):
         return TorchRuntime(model), radius, model.origin

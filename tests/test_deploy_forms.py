@@ -154,7 +154,7 @@ def test_plain_and_etds_only_et_are_not_guessed(arch):
     if arch == 'ETDSOnlyET':
         args |= dict(num_feat=11, num_residual_feat=3)
     assert ('Plain', 'ETDSOnlyET') in DETECTION_ORDER
-    with pytest.raises(UserError, match='fits Plain and ETDSOnlyET alike .* pass -opt'):
+    with pytest.raises(UserError, match='fits Plain and ETDSOnlyET alike .* pass --arch Plain .* or -opt'):
         detect_architecture(build_network({'type': arch, **args}).state_dict())
 
 
@@ -166,3 +166,75 @@ def test_a_raw_plain_loads_once_its_yaml_says_which(tmp_path: Path):
     (tmp_path / 'plain.yml').write_text(yaml.safe_dump({'network_g': {'type': 'Plain', **args}}))
     arch, found, _ = load_network(str(tmp_path / 'plain.pth'), str(tmp_path / 'plain.yml'))
     assert (arch, found) == ('Plain', args)
+
+
+def test_a_raw_etds_for_inference_describes_itself(tmp_path: Path):
+    from core.converters import load_network
+
+    args = dict(num_in_ch=3, num_out_ch=3, upscale=3, num_block=2, num_feat=12, num_residual_feat=3)
+    net = perturb(build_network({'type': 'ETDSForInference', **args}), 0.05)
+    torch.save(net.state_dict(), tmp_path / 'raw.pth')
+    arch, found, loaded = load_network(str(tmp_path / 'raw.pth'))  # no YAML: num_residual_feat changes nothing
+    assert (arch, found) == ('ETDSForInference', {k: v for k, v in args.items() if k != 'num_residual_feat'})
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+
+
+@pytest.mark.parametrize('arch', ['Plain', 'ETDSOnlyET'])
+def test_arch_names_the_network_of_an_ambiguous_raw_file(arch, tmp_path: Path):
+    from core.converters import load_network
+
+    args = dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=2, num_feat=8)
+    if arch == 'ETDSOnlyET':
+        args |= dict(num_feat=11, num_residual_feat=3)
+    net = perturb(build_network({'type': arch, **args}), 0.05)
+    torch.save(net.state_dict(), tmp_path / 'raw.pth')
+    found, found_args, loaded = load_network(str(tmp_path / 'raw.pth'), arch=arch)
+    assert (found, found_args) == (arch, args)
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+
+
+def test_an_arch_the_weights_do_not_fit_is_refused(tmp_path: Path):
+    from core.converters import load_network
+
+    torch.save(build_network({'type': 'Plain', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'num_block': 1,
+                              'num_feat': 8}).state_dict(), tmp_path / 'raw.pth')
+    with pytest.raises(UserError, match="--arch ECBSRT: the weights do not have ECBSRT's keys and shapes"):
+        load_network(str(tmp_path / 'raw.pth'), arch='ECBSRT')
+    with pytest.raises(UserError, match="--arch Nope: no raw layout is known for 'Nope'"):
+        load_network(str(tmp_path / 'raw.pth'), arch='Nope')
+
+
+# Deploy forms at scales whose output width is a multiple of 4 (no channel to drop), and the ops they may hold.
+CLEAN_GRAPHS = {
+    'ETDSForInference': dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=2, num_feat=8),
+    'ECBSRET': dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=2, num_feat=8),
+    'ABPN_ET': dict(num_feat=8, num_block=2, scale=2),
+    'Plain': dict(num_in_ch=3, num_out_ch=3, upscale=2, num_block=2, num_feat=8),
+    'ESPCN': dict(colors=3, upscale=2),
+    'FSRCNN': dict(upscale=2),
+    'SESRInference': dict(num_in_ch=1, num_out_ch=1, upscale=2, m=2, int_features=8),
+}
+DEPLOY_OPS = {'conv2d', 'conv_transpose2d', 'relu', 'prelu', 'tanh', 'sigmoid', 'add', 'clamp', 'pixel_shuffle'}
+
+
+def _exported_ops(arch: str, args: dict) -> list[str]:
+    net = build_network({'type': arch, **args}).eval()
+    channels = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+    program = torch.export.export(net, (torch.rand(1, channels, 16, 16),))
+    return [node.target.__name__.split('.')[0] for node in program.graph.nodes if node.op == 'call_function']
+
+
+@pytest.mark.parametrize('arch', sorted(CLEAN_GRAPHS))
+def test_exported_deploy_graphs_hold_only_conv_activation_add_clamp_and_depth_to_space(arch):
+    allowed = DEPLOY_OPS | ({'repeat_interleave'} if arch == 'SESRInference' else set())  # its input residual
+    ops = _exported_ops(arch, CLEAN_GRAPHS[arch])
+    assert set(ops) <= allowed, sorted(set(ops) - allowed)  # no alias or no-op slice to split a delegate
+
+
+def test_a_padded_output_width_is_sliced_once():
+    ops = _exported_ops('ECBSRET', dict(num_in_ch=3, num_out_ch=3, upscale=3, num_block=1, num_feat=8))  # 27 of 28
+    assert ops.count('slice') == 1 and 'alias' not in ops

@@ -103,15 +103,32 @@ def _read(arch: str, state: State) -> dict | None:
     return layout.read_args(state) if layout is not None and layout.matches(state) else None
 
 
-def detect_architecture(state: State) -> tuple[str, dict]:
-    """A raw state_dict's architecture and the arguments its shapes give, tried in `DETECTION_ORDER`."""
+def read_as(state: State, arch: str) -> tuple[str, dict]:
+    """A raw state_dict read as the architecture the user names (`--arch`): the answer where weights alone cannot
+    tell, as for Plain and ETDSOnlyET."""
+    layout = RAW_LAYOUTS.get(arch)
+    if layout is None:
+        raise UserError(f"--arch {arch}: no raw layout is known for '{arch}'; choose one of "
+                        f"{', '.join(ordered_archs())}, or pass -opt with a YAML whose network_g describes it")
+    args = layout.read_args(state) if layout.matches(state) else None
+    if args is None:
+        raise UserError(f"--arch {arch}: the weights do not have {arch}'s keys and shapes; check the file or "
+                        'the --arch name')
+    return arch, args
+
+
+def detect_architecture(state: State, arch: str | None = None) -> tuple[str, dict]:
+    """A raw state_dict's architecture and the arguments its shapes give, tried in `DETECTION_ORDER` (or read as
+    `arch` when the user names it)."""
+    if arch is not None:
+        return read_as(state, arch)
     for entry in DETECTION_ORDER:
         group = (entry,) if isinstance(entry, str) else entry
         found = [(arch, args) for arch in group if (args := _read(arch, state)) is not None]
         if len(found) > 1:
             names = ' and '.join(arch for arch, _ in found)
-            raise UserError(f'this checkpoint fits {names} alike (same weights, different networks); pass -opt '
-                            'with the training YAML whose network_g names it')
+            raise UserError(f'this checkpoint fits {names} alike (same weights, different networks); pass '
+                            f'--arch {found[0][0]} (or another of them), or -opt with a YAML whose network_g names it')
         if found:
             return found[0]
     first = next(iter(state), '<empty>')

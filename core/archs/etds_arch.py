@@ -14,7 +14,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from core.archs.detection import State, count_indexed, raw_layout, scale_from_channels
+from core.archs.detection import State, count_indexed, raw_layout, scale_from_channels, scale_from_plain_width
 from core.archs.network import DeployForm, SRNetwork, built_like, clamped_output, conv_params, load_convs
 from core.archs.shared import et_width, plain_last_width
 from core.errors import UserError
@@ -226,10 +226,14 @@ class ETDSOnlyET(SRNetwork):
 
 @ARCH_REGISTRY.register()
 class ETDSForInference(SRNetwork):
-    """The plain deployable form: conv+ReLU only, with the output clamp folded into conv_last and conv_clip."""
+    """The plain deployable form: conv+ReLU only, with the output clamp folded into conv_last and conv_clip.
+
+    `num_residual_feat` names how many of the num_feat channels were the residual stream; the merged network
+    computes the same either way, so it is optional (upstream network_g blocks give it, raw files cannot).
+    """
 
     def __init__(self, num_in_ch: int, num_out_ch: int, upscale: int, num_block: int, num_feat: int,
-                 num_residual_feat: int) -> None:
+                 num_residual_feat: int | None = None) -> None:
         super().__init__()
         self.upscale = upscale
         self.num_out_ch = num_out_ch
@@ -249,7 +253,10 @@ class ETDSForInference(SRNetwork):
         for conv in self.backbone_convs:
             feat = F.relu(conv(feat))
         out = F.relu(self.conv_clip(F.relu(self.conv_last(feat))))
-        return self.pixel_shuffle(out[:, :self.num_out_ch * self.upscale * self.upscale])
+        channels = self.num_out_ch * self.upscale * self.upscale
+        if out.shape[1] != channels:  # only when the width was padded to 4: a no-op slice splits exported graphs
+            out = out[:, :channels]
+        return self.pixel_shuffle(out)
 
 
 # Raw layouts. The three dual-stream forms differ only in their cross connections; the plain forms by conv_clip.
@@ -274,8 +281,13 @@ raw_layout('ETDSAblationResidual', required=_DUAL_KEYS)(dual_stream_args)
 
 
 @raw_layout('ETDSForInference', required=('conv_first.weight', 'conv_clip.weight'))
-def for_inference_args(state: State) -> dict:
-    return {}  # num_residual_feat is merged away, so the YAML must say it
+def for_inference_args(state: State) -> dict | None:
+    """Every size is in the weights; num_residual_feat is merged away and changes nothing, so it is left out."""
+    num_feat, num_in_ch = state['conv_first.weight'].shape[:2]
+    upscale = scale_from_plain_width(state['conv_clip.weight'].shape[0], num_in_ch)
+    return None if upscale is None else dict(num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=upscale,
+                                             num_block=count_indexed(state, 'backbone_convs.{}.weight'),
+                                             num_feat=num_feat)
 
 
 SINGLE_STREAM_KEYS = dict(required=('conv_first.weight', 'conv_last.weight'),
@@ -283,5 +295,12 @@ SINGLE_STREAM_KEYS = dict(required=('conv_first.weight', 'conv_last.weight'),
 
 
 @raw_layout('ETDSOnlyET', **SINGLE_STREAM_KEYS)
-def only_et_args(state: State) -> dict:
-    return {}  # only num_feat - num_residual_feat is in the weights
+def only_et_args(state: State) -> dict | None:
+    """Only num_feat − num_residual_feat is in the weights, and only it changes the computation: the residual
+    width is taken as the input's, as in the paper's configs."""
+    backbone_feat, num_in_ch = state['conv_first.weight'].shape[:2]
+    upscale = scale_from_channels(state['conv_last.weight'].shape[0], num_in_ch)
+    return None if upscale is None else dict(
+        num_in_ch=num_in_ch, num_out_ch=num_in_ch, upscale=upscale,
+        num_block=count_indexed(state, 'backbone_convs.{}.weight'), num_feat=backbone_feat + num_in_ch,
+        num_residual_feat=num_in_ch)

@@ -52,7 +52,10 @@ class TrimmedShuffleNet(SRNetwork):
     backbone: nn.Sequential
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.backbone(x)[:, :self.out_channels], self.upscale)
+        out = self.backbone(x)
+        if out.shape[1] != self.out_channels:  # a no-op slice becomes aten.alias, which splits exported graphs
+            out = out[:, :self.out_channels]
+        return F.pixel_shuffle(out, self.upscale)
 
 
 class BicubicUpsample(SRNetwork):

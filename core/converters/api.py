@@ -105,27 +105,29 @@ def _network_from_opt(opt_path: str) -> tuple[str, dict]:
 
 
 def resolve_architecture(state: dict, meta: dict, opt_path: str | None, path: str = '',
-                         opt_over_meta: bool = True) -> tuple[str, dict]:
+                         opt_over_meta: bool = True, arch: str | None = None) -> tuple[str, dict]:
     """The architecture: from -opt if given, else the checkpoint's meta, else its file name (official eSR
     files are named after their model id), else its keys and shapes. With `opt_over_meta` False, the meta
-    wins over -opt (a converted checkpoint next to its training YAML)."""
+    wins over -opt (a converted checkpoint next to its training YAML). `arch` names the architecture of a raw
+    file whose weights fit more than one."""
     if meta.get('arch') and not (opt_path is not None and opt_over_meta):
         return meta['arch'], dict(meta.get('args', {}))
     if opt_path is not None:
         return _network_from_opt(opt_path)
     if model_id := model_id_from_path(path):
         return 'EdgeSR', {'model_id': model_id}
-    return detect_architecture(state)
+    return detect_architecture(state, arch)
 
 
 def load_network(input_path: str, opt_path: str | None = None, param_key: str | None = None,
-                 opt_over_meta: bool = True, loaded: tuple[dict, dict] | None = None) -> tuple[str, dict, nn.Module]:
+                 opt_over_meta: bool = True, loaded: tuple[dict, dict] | None = None,
+                 arch: str | None = None) -> tuple[str, dict, nn.Module]:
     """A checkpoint as a built network in eval mode, with the architecture and arguments it was built from.
 
     `loaded`: the (state, meta) a caller already read from `input_path`, so the file is read once.
     """
     state, meta = loaded if loaded is not None else load_checkpoint(input_path, param_key=param_key)
-    arch, args = resolve_architecture(state, meta, opt_path, input_path, opt_over_meta)
+    arch, args = resolve_architecture(state, meta, opt_path, input_path, opt_over_meta, arch)
     try:
         check_registered({'network_g': {'type': arch, **args}})
     except UserError:
@@ -154,14 +156,15 @@ def convert_verified(source: nn.Module, source_arch: str, kind: str | None = Non
 
 def convert_checkpoint(input_path: str, output_path: str, opt_path: str | None = None, kind: str | None = None,
                        tolerance: float = 1e-5, param_key: str | None = None,
-                       options: dict | None = None) -> ConversionReport:
+                       options: dict | None = None, arch: str | None = None) -> ConversionReport:
     """Convert `input_path` into `output_path`; refuses to overwrite the input or save an inexact fold."""
     options = options or {}
     refuse_overwriting_input(input_path, output_path)
     state, meta = load_checkpoint(input_path, param_key=param_key)
-    source_arch, _ = resolve_architecture(state, meta, opt_path, input_path)
+    source_arch, _ = resolve_architecture(state, meta, opt_path, input_path, arch=arch)
     deploy_step(source_arch, kind, options)  # before any work: a bad option or kind fails at once
-    source_arch, source_args, source = load_network(input_path, opt_path, param_key, loaded=(state, meta))
+    source_arch, source_args, source = load_network(input_path, opt_path, param_key, loaded=(state, meta),
+                                                    arch=arch)
     target_arch, target_args, target, diff = convert_verified(source, source_arch, kind, tolerance, options)
     new_meta = {'arch': target_arch, 'args': target_args, 'max_abs_diff': diff,
                 'converted_from': {'arch': source_arch, 'args': source_args, 'file': osp.basename(input_path)}}

@@ -59,11 +59,12 @@ def build_deployable(arch: str, args: dict, origin: str = 'freshly initialised')
 
 
 def load_deploy_model(path: str, opt_path: str | None = None, param_key: str | None = None,
-                      tolerance: float = 1e-5) -> DeployModel:
+                      tolerance: float = 1e-5, arch: str | None = None) -> DeployModel:
     """The deployable network of a checkpoint; training forms are converted and verified first.
 
     `opt_path` describes only a checkpoint that cannot describe itself (no meta), so a converted checkpoint can
-    be passed with its training YAML (which then only supplies calibration data).
+    be passed with its training YAML (which then only supplies calibration data). `arch` reads a raw file as
+    that architecture (`--arch`), for weights that fit more than one.
     """
     state, meta = load_checkpoint(path, param_key=param_key)
     if meta.get('qat'):
@@ -75,7 +76,7 @@ def load_deploy_model(path: str, opt_path: str | None = None, param_key: str | N
         model = deploy_model(net, meta['arch'], meta['args'], f"{meta['arch']} trained with QAT, from {path}")
         model.qat_graph = graph
         return model
-    arch, args, net = load_network(path, opt_path, param_key, opt_over_meta=False, loaded=(state, meta))
+    arch, args, net = load_network(path, opt_path, param_key, opt_over_meta=False, loaded=(state, meta), arch=arch)
     target_arch, target_args, target, diff = deploy_form(net, arch, args, tolerance)
     origin = (f'{arch} as stored in {path}' if diff is None else
               f'{arch} converted to {target_arch} (max abs difference {diff:.2g}, float64 check)')
