@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='the file to write (.onnx, .tflite or .safetensors); never the input')
     parser.add_argument('-opt', default=None,
                         help='training YAML: describes a checkpoint without meta, and its train set calibrates int8')
+    parser.add_argument('--arch', default=None, metavar='TYPE',
+                        help='read a raw state_dict as this network (for weights that fit more than one, e.g. '
+                             'Plain or ETDSOnlyET)')
     parser.add_argument('--size', type=parse_size, default=(360, 640),
                         help='TFLite input size HEIGHTxWIDTH in LR pixels (default 360x640)')
     parser.add_argument('--calib', default=None, help='folder of LR images for int8 calibration (default: -opt)')
@@ -50,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--pixel-shuffle', choices=('depth-to-space', 'reshape'), default='depth-to-space',
                         help='ONNX lowering of PixelShuffle (some mobile delegates reject one of them)')
     parser.add_argument('--reduce-range', action='store_true', help='onnx-int8: 7-bit weights (CPUs without VNNI)')
+    parser.add_argument('--no-equalize', action='store_true',
+                        help='int8: do not rescale channels before quantizing (the fp32 function is the same '
+                             'either way; rescaling only lowers the int8 error)')
+    parser.add_argument('--rounding', choices=('gptq', 'nearest'), default='gptq',
+                        help='int8 weights: rounded by GPTQ on the calibration patches (default), or to nearest '
+                             '(the quantizer alone); --no-equalize --rounding nearest is the plain quantizer')
     parser.add_argument('--tolerance', type=float, default=1e-5, help='largest fp32 max abs difference accepted')
     parser.add_argument('--int8-tolerance', type=float, default=0.02,
                         help='largest int8 mean abs difference from fp32 accepted (0.02 ≈ 5 grey levels)')
@@ -75,7 +84,7 @@ def main(args: argparse.Namespace) -> None:
     from core.deploy.tflite_export import operator_types
     from core.errors import UserError
 
-    model = load_deploy_model(args.model, args.opt)
+    model = load_deploy_model(args.model, args.opt, arch=args.arch)
     print(f'model: {model.origin}')
     calibration = None
     if args.format.endswith('int8') and not (args.format == 'tflite-int8' and model.qat_graph is not None):
@@ -89,7 +98,10 @@ def main(args: argparse.Namespace) -> None:
     report = export_model(model, args.format, args.output, size=args.size, calibration=calibration,
                           nhwc_uint8=args.nhwc_uint8, pixel_shuffle=args.pixel_shuffle,
                           reduce_range=args.reduce_range, tolerance=args.tolerance,
-                          int8_tolerance=args.int8_tolerance)
+                          int8_tolerance=args.int8_tolerance, equalized=not args.no_equalize,
+                          rounding=args.rounding)
+    if report.int8_preparation:
+        print(f'int8 preparation: {report.int8_preparation}')
     mean = '' if report.mean_abs_diff != report.mean_abs_diff else f' (mean {report.mean_abs_diff:.3g})'
     print(f'{args.format}: max abs difference from torch fp32 on a real image: {report.max_abs_diff:.3g}{mean}')
     if args.format == 'tflite-int8':

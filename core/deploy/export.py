@@ -23,6 +23,7 @@ from core.deploy.calibration import fit_to_size
 from core.deploy.model import DeployModel
 from core.deploy.onnx_export import export_onnx, onnx_difference
 from core.deploy.ort_quantization import quantize_onnx_static
+from core.deploy.ptq import prepare_for_int8
 from core.deploy.qat import export_qat_tflite
 from core.deploy.receptive_field import receptive_radius
 from core.deploy.runtimes import OnnxRuntime, Runtime, TFLiteRuntime
@@ -41,6 +42,7 @@ class ExportReport:
     output: str
     max_abs_diff: float
     mean_abs_diff: float  # nan where only the max is checked (ONNX)
+    int8_preparation: str = ''  # what was done to the float network before int8 quantization
 
 
 def check_image(num_in_ch: int, size: tuple[int, int]) -> np.ndarray:
@@ -80,8 +82,12 @@ def _export_safetensors(model: DeployModel, output: str, meta: dict, tolerance: 
 def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int] = DEFAULT_SIZE,
                  calibration: list[np.ndarray] | None = None, nhwc_uint8: bool = False,
                  pixel_shuffle: str = 'depth-to-space', reduce_range: bool = False, tolerance: float = 1e-5,
-                 int8_tolerance: float = 0.02) -> ExportReport:
-    """Write `output` in format `fmt` if its runtime reproduces the model; see the module docstring."""
+                 int8_tolerance: float = 0.02, equalized: bool = True, rounding: str = 'gptq') -> ExportReport:
+    """Write `output` in format `fmt` if its runtime reproduces the model; see the module docstring.
+
+    Post-training int8 first rescales and GPTQ-rounds the network (`core.deploy.ptq`); `equalized=False` and
+    `rounding='nearest'` give the plain quantizer's result.
+    """
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     from_qat = fmt == 'tflite-int8' and model.qat_graph is not None  # QAT learned the ranges: no calibration
@@ -92,6 +98,10 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
     if fmt == 'safetensors':
         return _export_safetensors(model, output, meta, tolerance)
     limit = tolerance
+    net, preparation = model.net, ''
+    if fmt.endswith('int8') and not from_qat:
+        prepared = prepare_for_int8(model.net, calibration, equalized, rounding)
+        net, preparation = prepared.net, prepared.summary()
     with staged_file(output) as tmp:
         if fmt == 'onnx':
             x = check_image(model.num_in_ch, ONNX_CHECK_SIZE)
@@ -104,7 +114,7 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
                 x = check_image(model.num_in_ch, ONNX_CHECK_SIZE)
                 with tempfile.TemporaryDirectory() as folder:
                     float_path = osp.join(folder, 'float.onnx')
-                    export_onnx(model.net, float_path, model.num_in_ch, meta, pixel_shuffle=pixel_shuffle)
+                    export_onnx(net, float_path, model.num_in_ch, meta, pixel_shuffle=pixel_shuffle)
                     quantize_onnx_static(float_path, tmp, calibration, reduce_range=reduce_range)
                 runtime: Runtime = OnnxRuntime(tmp)
             else:
@@ -115,7 +125,7 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
                 elif from_qat:
                     export_qat_tflite(model.qat_graph, example, tmp, meta)
                 else:
-                    quantized, quantizer = quantize_pt2e(model.net, example, calibration)
+                    quantized, quantizer = quantize_pt2e(net, example, calibration)
                     convert_to_tflite(quantized, example, tmp, meta, quantizer)
                 runtime = TFLiteRuntime(tmp)
             max_diff, mean_diff = _difference(runtime, model, x)
@@ -128,4 +138,4 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
         elif not max_diff <= limit:
             raise UserError(f'{runtime_name} differs from torch by {max_diff:.3g} (> {limit:.3g}) on the check '
                             f'image; {output} was not written')
-        return ExportReport(fmt, output, max_diff, mean_diff)
+        return ExportReport(fmt, output, max_diff, mean_diff, preparation)

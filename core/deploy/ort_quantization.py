@@ -9,6 +9,26 @@ import numpy as np
 
 from core.deploy.optional import require
 
+# Ranges cover this percentile of each activation tensor: measured on the official ETDS x2 (Set5, calibrated on
+# Set14), it lost 0.25 dB where min-max, ORT's default, lost 0.45 dB and entropy 0.45 dB.
+CALIBRATION_PERCENTILE = 99.999
+
+
+def unit_clip_inputs(model) -> list[str]:
+    """Inputs of the 1×1 Conv nodes of weight −I and bias 1 (a folded clamp: v = ReLU(1 − u))."""
+    numpy_helper = require('onnx.numpy_helper', 'onnx')
+    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        if node.op_type != 'Conv' or len(node.input) < 3:
+            continue
+        weight, bias = constants.get(node.input[1]), constants.get(node.input[2])
+        if weight is None or bias is None or weight.shape[2:] != (1, 1) or weight.shape[0] != weight.shape[1]:
+            continue
+        if np.array_equal(weight[:, :, 0, 0], -np.eye(weight.shape[0])) and np.all(bias == 1):
+            names.append(node.input[0])
+    return names
+
 
 def quantize_onnx_static(float_path: str, output: str, calibration: Sequence[np.ndarray],
                          reduce_range: bool = False) -> None:
@@ -17,7 +37,12 @@ def quantize_onnx_static(float_path: str, output: str, calibration: Sequence[np.
     `reduce_range` uses 7-bit weights, which avoids int16 overflow on CPUs without VNNI at a small cost in accuracy.
     """
     quantization = require('onnxruntime.quantization', 'onnxruntime')
-    input_name = require('onnx', 'onnx').load(float_path, load_external_data=False).graph.input[0].name
+    onnx = require('onnx', 'onnx')
+    model = onnx.load(float_path)
+    input_name = model.graph.input[0].name
+    # As in the LiteRT path (core.deploy.tflite_export.unit_clip_input_observers): a folded clamp's u is
+    # quantized on [0, 1], since the clamp discards what lies above.
+    overrides = {name: [{'rmin': np.float32(0), 'rmax': np.float32(1)}] for name in unit_clip_inputs(model)}
 
     class Patches(quantization.CalibrationDataReader):
         def __init__(self) -> None:
@@ -34,6 +59,9 @@ def quantize_onnx_static(float_path: str, output: str, calibration: Sequence[np.
         quantization.quantize_static(float_path, output, Patches(), quant_format=quantization.QuantFormat.QDQ,
                                      per_channel=True, reduce_range=reduce_range,
                                      activation_type=quantization.QuantType.QUInt8,
-                                     weight_type=quantization.QuantType.QInt8)
+                                     weight_type=quantization.QuantType.QInt8,
+                                     calibrate_method=quantization.CalibrationMethod.Percentile,
+                                     extra_options={'CalibPercentile': CALIBRATION_PERCENTILE,
+                                                    **({'TensorQuantOverrides': overrides} if overrides else {})})
     finally:
         logger.setLevel(level)

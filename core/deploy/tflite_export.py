@@ -12,10 +12,11 @@ The model's scale and receptive-field radius are stored in the file's metadata (
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,110 @@ def pin_pixel_range(graph_module, names: Sequence[str]) -> None:
             scale=1.0 / 255, zero_point=-128, dtype=torch.int8, quant_min=-128, quant_max=127))
 
 
+def _is_unit_clip_weights(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    if weight.dim() != 4 or weight.shape[-2:] != (1, 1) or weight.shape[0] != weight.shape[1] or bias is None:
+        return False
+    eye = -torch.eye(weight.shape[0], dtype=weight.dtype).view_as(weight)
+    return bool(torch.equal(weight, eye)) and bool((bias == 1).all())
+
+
+def _tensor(graph_module, node) -> torch.Tensor | None:
+    """The constant a node stands for: a get_attr, or a get_attr seen through its weight observer."""
+    if node is None:
+        return None
+    if node.op == 'call_module' and _observer_of(node):
+        node = node.all_input_nodes[0]
+    return functools.reduce(getattr, node.target.split('.'), graph_module) if node.op == 'get_attr' else None
+
+
+def unit_clip_input_observers(graph_module) -> list[str]:
+    """Observers of the input u of a folded clamp's last conv (v = ReLU(1 − u), core.reparam.clamp).
+
+    u ≥ 1 gives v = 0 whatever its value, so u is quantized on [0, 1] like the output: the clip then adds no
+    error of its own. A histogram would stretch u's range over values the clamp discards anyway.
+    """
+    names = []
+    for node in graph_module.graph.nodes:
+        if node.op != 'call_function' or node.target is not torch.ops.aten.conv2d.default:
+            continue
+        weight = _tensor(graph_module, node.args[1])
+        bias = _tensor(graph_module, node.args[2] if len(node.args) > 2 else None)
+        source = node.args[0]
+        if weight is not None and _is_unit_clip_weights(weight, bias) and (name := _observer_of(source)):
+            names.append(name)
+    return names
+
+
+RANGE_CANDIDATES = 24  # clipping points tried on each side of a pre-activation histogram
+
+
+def _activation_after(graph_module, node) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The elementwise function an observer's only user applies (tanh, sigmoid, PReLU at its mean slope)."""
+    users = list(node.users)
+    if len(users) != 1 or users[0].op != 'call_function':
+        return None
+    user = users[0]
+    if user.target is torch.ops.aten.tanh.default:
+        return torch.tanh
+    if user.target is torch.ops.aten.sigmoid.default:
+        return torch.sigmoid
+    if user.target is torch.ops.aten.prelu.default:
+        slopes = _tensor(graph_module, user.args[1])
+        return None if slopes is None else lambda v: torch.where(v > 0, v, float(slopes.mean()) * v)
+    return None
+
+
+def range_for_activation(histogram: torch.Tensor, low: float, high: float,
+                         activation: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, float]:
+    """The int8 range of a pre-activation tensor that minimises the error after the activation.
+
+    tanh, sigmoid and a PReLU of small slope flatten what lies far out, so levels spent there are wasted: an
+    ESPCN conv output spans ±275 before its tanh, and a min–max or histogram range leaves [−3, 3], where tanh
+    is not flat, three levels. Candidates clip each side at a quantile of the calibration histogram; the error of
+    each is summed over the histogram's bins, weighted by their counts.
+    """
+    edges = torch.linspace(low, high, histogram.numel() + 1, dtype=torch.float64)
+    centres, weights = (edges[:-1] + edges[1:]) / 2, histogram.double()
+    cumulative = weights.cumsum(0) / weights.sum()
+    exact = activation(centres)
+    quantiles = torch.logspace(-7, -0.5, RANGE_CANDIDATES, dtype=torch.float64)
+    lows = {min(float(centres[torch.searchsorted(cumulative, q)]), 0.0) for q in quantiles} | {min(low, 0.0)}
+    highs = {max(float(centres[torch.searchsorted(cumulative, 1 - q).clamp_max(len(centres) - 1)]), 0.0)
+             for q in quantiles} | {max(high, 0.0)}
+    best, best_error = (min(low, 0.0), max(high, 0.0)), float('inf')
+    for lo in lows:
+        for hi in highs:
+            if hi - lo <= 0:
+                continue
+            scale = (hi - lo) / 255
+            zero = round(-128 - lo / scale)
+            q = (torch.clamp(torch.round(centres / scale) + zero, -128, 127) - zero) * scale
+            error = float((weights * (activation(q) - exact) ** 2).sum())
+            if error < best_error:
+                best, best_error = (lo, hi), error
+    return best
+
+
+def fit_ranges_to_activations(graph_module) -> list[str]:
+    """Re-range every calibrated observer that feeds tanh, sigmoid or PReLU by the error after it (fixed qparams)."""
+    observers = require('torchao.quantization.pt2e', 'torchao')
+    fitted = []
+    for node in list(graph_module.graph.nodes):
+        name = _observer_of(node)
+        activation = _activation_after(graph_module, node) if name else None
+        observer = getattr(graph_module, name) if activation else None
+        if observer is None or not hasattr(observer, 'histogram') or float(observer.histogram.sum()) == 0:
+            continue
+        lo, hi = range_for_activation(observer.histogram, float(observer.min_val), float(observer.max_val),
+                                      activation)
+        scale = (hi - lo) / 255
+        setattr(graph_module, name, observers.FixedQParamsObserver(
+            scale=scale, zero_point=int(round(-128 - lo / scale)), dtype=torch.int8, quant_min=-128,
+            quant_max=127))
+        fitted.append(name)
+    return fitted
+
+
 def quantize_pt2e(net: nn.Module, example: torch.Tensor, calibration: Sequence[np.ndarray]):
     """Post-training static int8: capture, annotate with litert's quantizer, calibrate, pin edges, convert."""
     pt2e = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
@@ -89,8 +194,9 @@ def quantize_pt2e(net: nn.Module, example: torch.Tensor, calibration: Sequence[n
     with torch.no_grad():
         for patch in calibration:
             prepared(torch.from_numpy(patch))
+    fit_ranges_to_activations(prepared)
     inputs, outputs = edge_observers(prepared)
-    pin_pixel_range(prepared, inputs + outputs)
+    pin_pixel_range(prepared, inputs + outputs + unit_clip_input_observers(prepared))
     return pt2e.convert_pt2e(prepared, fold_quantize=False), quantizer
 
 

@@ -1,0 +1,79 @@
+"""Post-training int8: the float network made ready for the runtime's quantizer, and what each step did.
+
+Two steps, each optional so their effect can be measured (`scripts/export.py --no-equalize`, `--rounding`):
+1. equalize (`core.deploy.equalization`): rescale channels across ReLU/PReLU so the per-tensor activation scales
+   starve no channel; the fp32 function is unchanged (checked in float64);
+2. round (`core.deploy.rounding`): give every conv weight an int8 value chosen by GPTQ on the calibration
+   patches, with its bias corrected; the runtime's own rounding then keeps these values.
+The scales are chosen with a histogram observer on activations, as LiteRT's quantizer calibrates them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.deploy.equalization import PairChoice, equalize
+from core.deploy.optional import require
+from core.deploy.rounding import RoundedLayer, round_weights
+
+ROUNDINGS = ('gptq', 'nearest')
+WORKING_SIZE = 128  # calibration patches are centre-cropped to this for choosing scales and rounding: the
+# statistics are there at this size, and 16 full 360×640 patches would take minutes (the observers see them all)
+
+
+def working_patches(calibration: Sequence[np.ndarray], size: int = WORKING_SIZE) -> list[np.ndarray]:
+    patches = []
+    for patch in calibration:
+        height, width = patch.shape[-2:]
+        top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+        patches.append(np.ascontiguousarray(patch[..., top:top + size, left:left + size]))
+    return patches
+
+
+def activation_observer() -> Callable[[], nn.Module]:
+    """The per-tensor observer that stands for the runtimes' activation ranges, as int8 (−128 … 127): LiteRT's
+    quantizer calibrates this histogram; onnxruntime's percentile calibration (ort_quantization) clips alike."""
+    observers = require('torchao.quantization.pt2e.observer', 'torchao')
+    return functools.partial(observers.HistogramObserver, dtype=torch.int8, quant_min=-128, quant_max=127,
+                             qscheme=torch.per_tensor_affine, eps=2**-12)
+
+
+@dataclass
+class Int8Preparation:
+    net: nn.Module
+    pairs: list[PairChoice] = field(default_factory=list)
+    layers: list[RoundedLayer] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the user: what was rescaled and rounded."""
+        parts = []
+        if self.pairs:
+            moved = sum(choice.method != 'none' for choice in self.pairs)
+            parts.append(f'{moved} of {len(self.pairs)} conv pairs rescaled (fp32 unchanged)')
+        if self.layers:
+            nearest = sum(layer.nearest_error for layer in self.layers)
+            rounded = sum(layer.rounded_error for layer in self.layers)
+            parts.append(f'{len(self.layers)} layers rounded by GPTQ (layer output error {rounded / nearest:.2f}x '
+                         'of nearest rounding)')
+        return '; '.join(parts) or 'no int8 preparation (nearest rounding, no rescaling)'
+
+
+def prepare_for_int8(net: nn.Module, calibration: Sequence[np.ndarray], equalized: bool = True,
+                     rounding: str = 'gptq') -> Int8Preparation:
+    """The network the int8 exporter should quantize: rescaled and GPTQ-rounded unless switched off."""
+    observer = activation_observer()
+    calibration = working_patches(calibration)
+    prepared = Int8Preparation(net.float().eval())
+    if equalized:
+        # Weights are rounded by GPTQ afterwards, which cancels most of their error: choose the scales by the
+        # activations' error alone then (with nearest rounding, by both).
+        prepared.net, prepared.pairs = equalize(prepared.net, calibration, observer, weights=rounding == 'nearest')
+    if rounding == 'gptq':
+        prepared.net, prepared.layers = round_weights(prepared.net, calibration, observer, patches=len(calibration))
+    return prepared

@@ -1,0 +1,80 @@
+"""GPTQ rounding: results on the runtime's own int8 grid, equal to nearest rounding on uncorrelated inputs, a
+smaller output error on correlated ones, and a network rounded layer by layer that beats nearest rounding."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from test_deploy import deployable
+from torch.nn import functional as F
+
+from core.deploy.rounding import gptq_round, on_grid, round_weights, row_scales
+
+
+def _weight(rows: int = 6, columns: int = 27, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    w = 0.02 * torch.randn(rows, columns, generator=g, dtype=torch.float64)
+    w[:, 13] = 1.0  # an identity tap beside small corrections: the rows that carry an image
+    return w
+
+
+def _correlated(columns: int = 27, samples: int = 4000, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(samples, 1, generator=g, dtype=torch.float64)  # a smooth image: every tap near one value
+    return base + 0.05 * torch.randn(samples, columns, generator=g, dtype=torch.float64)
+
+
+def test_gptq_weights_lie_on_the_grid_the_observer_picks():
+    w = _weight()
+    x = _correlated()
+    rounded = gptq_round(w, x.T @ x / len(x))
+    assert torch.equal(row_scales(rounded), row_scales(w))  # every row keeps its largest weight, so its step
+    assert torch.equal(on_grid(rounded), rounded)  # the runtime's nearest rounding reproduces it exactly
+
+
+def test_gptq_is_nearest_rounding_on_uncorrelated_inputs():
+    w = _weight()
+    assert torch.equal(gptq_round(w, torch.eye(27, dtype=torch.float64)), on_grid(w))
+
+
+def test_gptq_cancels_the_error_on_correlated_inputs():
+    w = _weight()
+    x = _correlated()
+
+    def output_error(q: torch.Tensor) -> float:
+        return float(((w - q) @ x.T).pow(2).mean())
+
+    nearest, gptq = output_error(on_grid(w)), output_error(gptq_round(w, x.T @ x / len(x)))
+    assert gptq < nearest / 5, (gptq, nearest)
+
+
+def test_a_network_rounded_layer_by_layer_beats_nearest_rounding():
+    from torchao.quantization.pt2e.observer import HistogramObserver
+
+    observer = functools.partial(HistogramObserver, dtype=torch.int8, quant_min=-128, quant_max=127,
+                                 qscheme=torch.per_tensor_affine, eps=2**-12)
+    model = deployable('ETDSForInference')
+    rng = np.random.default_rng(0)
+    smooth = [F.interpolate(torch.from_numpy(rng.random((1, 3, 6, 5), dtype=np.float32)), size=(24, 20),
+                            mode='bicubic', align_corners=False).clamp(0, 1).numpy() for _ in range(4)]
+    rounded, report = round_weights(model.net, smooth, observer)
+    assert [layer.name for layer in report] == ['conv_first', *[f'backbone_convs.{i}' for i in range(4)],
+                                                'conv_last', 'conv_clip']
+    for name, conv in rounded.named_modules():
+        if isinstance(conv, torch.nn.Conv2d):  # whole int8 codes on the rows' steps (float32 keeps them to 1e-4)
+            codes = conv.weight.detach() / row_scales(conv.weight.detach()).view(-1, 1, 1, 1)
+            assert (codes - codes.round()).abs().max() < 1e-4, name
+            assert torch.equal(row_scales(conv.weight.detach()), row_scales(model.net.get_submodule(name).weight))
+    nearest = model.net.__class__(**model.args)
+    nearest.load_state_dict(model.net.state_dict())
+    with torch.no_grad():
+        for conv in nearest.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                conv.weight.copy_(on_grid(conv.weight))
+    x = torch.from_numpy(np.concatenate(smooth))
+    with torch.no_grad():
+        reference = model.net(x)
+        assert (rounded(x) - reference).pow(2).mean() < (nearest(x) - reference).pow(2).mean()
+    assert sum(layer.rounded_error for layer in report) < sum(layer.nearest_error for layer in report)
