@@ -159,3 +159,30 @@ def test_a_rescaling_that_changes_the_output_is_refused_naming_the_layer(monkeyp
     with pytest.raises(UserError, match=r'rescaling conv_first -> backbone_convs.0 changed the fp32 output by '
                                         r'.* \(> 1e-06, float64\); export with --no-equalize'):
         equalize(model.net, _patches(3), _histogram())
+
+
+@pytest.mark.parametrize('slopes', [[0.25, -0.5, 0.0, 1.0, -1.7, 0.05], [0.0] * 6])
+def test_a_prelu_split_into_relu_channels_is_exact_in_float64(slopes):
+    from core.reparam.equalize import split_prelu
+
+    slopes = torch.tensor(slopes, dtype=torch.float64)
+    producer, consumer = _conv(6, 3, 3, 0), _conv(5, 6, 3, 1)
+    x = torch.rand(2, 3, 11, 9, dtype=torch.float64) * 4 - 2
+    expected = F.conv2d(F.prelu(F.conv2d(x, *producer, padding=1), slopes), *consumer, padding=1)
+    new_producer, new_consumer = split_prelu(producer, slopes, consumer)
+    assert new_producer[0].shape[0] == 6 + int((slopes != 0).sum())  # a negated copy of each sloped channel
+    actual = F.conv2d(F.relu(F.conv2d(x, *new_producer, padding=1)), *new_consumer, padding=1)
+    assert (actual - expected).abs().max() <= 1e-12 * expected.abs().max()
+
+
+@pytest.mark.parametrize('arch', ['ECBSRET', 'ECBSRT', 'FSRCNN'])
+def test_prelu_networks_split_into_relu_networks_that_compute_the_same(arch):
+    from core.deploy.equalization import split_prelus
+
+    model = deployable(arch)
+    split, count = split_prelus(model.net)
+    assert count == len([p for p in conv_pairs(model.net) if p.activation not in ('relu', 'identity')]) > 0
+    assert not any(isinstance(m, torch.nn.PReLU) for name, m in split.named_modules()
+                   if name in {p.activation for p in conv_pairs(model.net)})
+    x = [torch.rand(2, model.num_in_ch, 15, 13, generator=torch.Generator().manual_seed(3))]
+    assert max_difference(model.net, split, x) <= 1e-6

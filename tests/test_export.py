@@ -179,3 +179,49 @@ def test_safetensors_export_rebuilds_every_deployable_family_from_the_file(arch,
     x = torch.from_numpy(check_image(model.num_in_ch, (17, 22)))
     with torch.inference_mode():
         assert torch.equal(again.net(x), model.net(x))
+
+
+def test_ranges_before_a_saturating_activation_are_chosen_by_the_error_after_it():
+    from core.deploy.tflite_export import range_for_activation
+
+    # A pre-tanh tensor spread over ±275 (as ESPCN's first conv): tanh is flat beyond ±4, so levels go inside.
+    values = torch.cat([torch.randn(200_000, generator=torch.Generator().manual_seed(0)),
+                        torch.linspace(-275, 275, 200)])
+    histogram = torch.histc(values, bins=2048, min=-275, max=275)
+    lo, hi = range_for_activation(histogram, -275.0, 275.0, torch.tanh)
+    assert -10 < lo < -2 and 2 < hi < 10, (lo, hi)
+    relu_like = range_for_activation(histogram, -275.0, 275.0, lambda v: torch.where(v > 0, v, 0.01 * v))
+    assert relu_like[1] > 2 and relu_like[0] > -275  # the negative side, shrunk 100×, is clipped first
+
+
+def test_a_folded_clamp_quantizes_its_input_on_the_output_range(tmp_path):
+    from core.deploy.onnx_export import NetworkOutput
+    from core.deploy.ort_quantization import unit_clip_inputs
+    from core.deploy.tflite_export import litert_quantizer, unit_clip_input_observers
+
+    pt2e = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
+    folded = perturb(build_network(tiny_etds()), 0.05).to_deploy('et')
+    graph = torch.export.export(NetworkOutput(folded).eval(), (torch.rand(1, 3, 16, 16),)).module()
+    prepared = pt2e.prepare_pt2e(graph, litert_quantizer())
+    (observer,) = unit_clip_input_observers(prepared)
+    clip = next(n for n in prepared.graph.nodes if n.op == 'call_function' and n.args and
+                getattr(n.args[0], 'target', None) == observer)
+    assert clip.target is torch.ops.aten.conv2d.default  # the observer feeds the 1×1 clip conv
+    random = deployable('ETDSForInference').net  # random weights: no −I conv, nothing pinned
+    graph = torch.export.export(NetworkOutput(random).eval(), (torch.rand(1, 3, 16, 16),)).module()
+    assert unit_clip_input_observers(pt2e.prepare_pt2e(graph, litert_quantizer())) == []
+    export_onnx(folded, str(tmp_path / 'f.onnx'), 3, {'arch': 'test'})
+    assert len(unit_clip_inputs(onnx.load(str(tmp_path / 'f.onnx')))) == 1
+
+
+@pytest.mark.parametrize('fmt', ['tflite-int8', 'onnx-int8'])
+def test_int8_preparation_is_reported_and_can_be_switched_off(fmt, tmp_path):
+    model = deployable('ECBSRET')
+    size = (16, 20)
+    path = str(tmp_path / ('q.tflite' if fmt == 'tflite-int8' else 'q.onnx'))
+    prepared = export_model(model, fmt, path, size=size, calibration=_calibration(3, size), int8_tolerance=1)
+    assert 'PReLU layers run as ReLU on split channels' in prepared.int8_preparation
+    assert 'conv pairs rescaled' in prepared.int8_preparation and 'rounded by GPTQ' in prepared.int8_preparation
+    plain = export_model(model, fmt, path, size=size, calibration=_calibration(3, size), int8_tolerance=1,
+                         equalized=False, rounding='nearest')
+    assert plain.int8_preparation == 'no int8 preparation (nearest rounding, no rescaling)'

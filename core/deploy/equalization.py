@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from core.archs.network import first_output
 from core.archs.shared import input_channels
 from core.errors import UserError
-from core.reparam.equalize import cross_layer_scales, migration_scales, rescale_channels
+from core.reparam.equalize import cross_layer_scales, migration_scales, rescale_channels, split_prelu
 
 ALPHAS = tuple(i / 8 for i in range(9))  # the migration exponents tried, besides no rescaling and Nagel's CLE
 SEARCH_PATCHES = 8  # calibration patches used to choose the scales (the observers still see all of them)
@@ -188,11 +188,20 @@ def _candidates(net: nn.Module, pair: ConvPair, z: torch.Tensor) -> dict[str, to
     in_dim = 0 if pair.transposed else 1
     x = _activate(net, pair.activation, z)
     quantized = z if pair.activation not in ('relu', 'identity') else x  # the widest tensor the runtime stores
-    ranges = quantized.abs().transpose(0, 1).flatten(1).amax(dim=1)
+    values = quantized.abs().transpose(0, 1).flatten(1)
     options = {'cle': cross_layer_scales(producer_weight, consumer_weight, in_dim)}
-    for alpha in ALPHAS:
-        options[f'alpha={alpha:g}'] = migration_scales(ranges, consumer_weight, alpha, in_dim)
+    for label, ranges in (('max', values.amax(dim=1)), ('p99.99', _percentile(values, 0.9999))):
+        for alpha in ALPHAS:
+            options[f'{label} alpha={alpha:g}'] = migration_scales(ranges, consumer_weight, alpha, in_dim)
     return options
+
+
+def _percentile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row quantile of |values| (rows = channels), on a seeded subset small enough for torch.quantile."""
+    if values.shape[1] > 2**20:
+        keep = torch.randperm(values.shape[1], generator=torch.Generator().manual_seed(0))[:2**20]
+        values = values[:, keep]
+    return torch.quantile(values.float(), q, dim=1)
 
 
 @torch.no_grad()
@@ -266,3 +275,40 @@ def equalize(net: nn.Module, calibration: Sequence[np.ndarray], observer: Callab
                             f'(> {tolerance:g}, float64); export with --no-equalize')
         choices.append(PairChoice(pair, method, errors['none'][0], errors[method][0]))
     return rescaled.float(), choices
+
+
+def _widened(conv: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """A copy of `conv` with new weights whose channel counts may differ."""
+    transposed = isinstance(conv, nn.ConvTranspose2d)
+    in_ch, out_ch = (weight.shape[0], weight.shape[1]) if transposed else (weight.shape[1], weight.shape[0])
+    kwargs = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation, bias=bias is not None)
+    if transposed:
+        kwargs['output_padding'] = conv.output_padding
+    new = type(conv)(in_ch, out_ch, conv.kernel_size, **kwargs).to(weight)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    return new
+
+
+@torch.no_grad()
+def split_prelus(net: nn.Module, tolerance: float = EXACTNESS) -> tuple[nn.Module, int]:
+    """A copy of `net` in which every conv → PReLU → conv pair runs with ReLU (`core.reparam.equalize.
+    split_prelu`), and how many pairs were split; the copy is checked in float64 like a rescaling."""
+    original = net.float().eval()
+    split = copy.deepcopy(original).double()
+    num_in_ch = input_channels(original)
+    pairs = [pair for pair in conv_pairs(original, num_in_ch) if pair.activation not in ('relu', 'identity')]
+    for pair in pairs:
+        producer, consumer = split.get_submodule(pair.producer), split.get_submodule(pair.consumer)
+        slopes = split.get_submodule(pair.activation).weight.detach().expand(producer.out_channels)
+        (pw, pb), (cw, _) = split_prelu(_conv_params(producer), slopes, _conv_params(consumer),
+                                        0 if pair.transposed else 1)
+        split.set_submodule(pair.producer, _widened(producer, pw, pb))
+        split.set_submodule(pair.consumer, _widened(consumer, cw, consumer.bias))
+        split.set_submodule(pair.activation, nn.ReLU())
+    diff = max_difference(original, split, exactness_inputs(num_in_ch, []))
+    if pairs and not diff <= tolerance:
+        raise UserError(f'splitting the PReLUs changed the fp32 output by {diff:.3g} (> {tolerance:g}, float64)')
+    return split.float(), len(pairs)

@@ -1,8 +1,10 @@
 """Post-training int8: the float network made ready for the runtime's quantizer, and what each step did.
 
 Two steps, each optional so their effect can be measured (`scripts/export.py --no-equalize`, `--rounding`):
-1. equalize (`core.deploy.equalization`): rescale channels across ReLU/PReLU so the per-tensor activation scales
-   starve no channel; the fp32 function is unchanged (checked in float64);
+1. exact transformations (`core.deploy.equalization`), the fp32 function unchanged (checked in float64):
+   every conv → PReLU → conv runs as ReLU on the channels and their negated copies, so no conv output is quantized
+   before its activation (and ReLU fuses into the conv); then channels are rescaled across the ReLUs so the
+   per-tensor activation scales starve no channel;
 2. round (`core.deploy.rounding`): give every conv weight an int8 value chosen by GPTQ on the calibration
    patches, with its bias corrected; the runtime's own rounding then keeps these values.
 The scales are chosen with a histogram observer on activations, as LiteRT's quantizer calibrates them.
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.deploy.equalization import PairChoice, equalize
+from core.deploy.equalization import PairChoice, equalize, split_prelus
 from core.deploy.optional import require
 from core.deploy.rounding import RoundedLayer, round_weights
 
@@ -47,12 +49,15 @@ def activation_observer() -> Callable[[], nn.Module]:
 @dataclass
 class Int8Preparation:
     net: nn.Module
+    prelus_split: int = 0
     pairs: list[PairChoice] = field(default_factory=list)
     layers: list[RoundedLayer] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the user: what was rescaled and rounded."""
         parts = []
+        if self.prelus_split:
+            parts.append(f'{self.prelus_split} PReLU layers run as ReLU on split channels')
         if self.pairs:
             moved = sum(choice.method != 'none' for choice in self.pairs)
             parts.append(f'{moved} of {len(self.pairs)} conv pairs rescaled (fp32 unchanged)')
@@ -66,11 +71,12 @@ class Int8Preparation:
 
 def prepare_for_int8(net: nn.Module, calibration: Sequence[np.ndarray], equalized: bool = True,
                      rounding: str = 'gptq') -> Int8Preparation:
-    """The network the int8 exporter should quantize: rescaled and GPTQ-rounded unless switched off."""
+    """The network the int8 exporter should quantize: PReLUs split, rescaled and GPTQ-rounded unless switched off."""
     observer = activation_observer()
     calibration = working_patches(calibration)
     prepared = Int8Preparation(net.float().eval())
     if equalized:
+        prepared.net, prepared.prelus_split = split_prelus(prepared.net)
         # Weights are rounded by GPTQ afterwards, which cancels most of their error: choose the scales by the
         # activations' error alone then (with nearest rounding, by both).
         prepared.net, prepared.pairs = equalize(prepared.net, calibration, observer, weights=rounding == 'nearest')

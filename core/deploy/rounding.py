@@ -39,7 +39,7 @@ def row_scales(weight: torch.Tensor) -> torch.Tensor:
     return (weight.abs().flatten(1).amax(dim=1) / WEIGHT_LEVELS).clamp_min(SCALE_FLOOR)
 
 
-def gptq_round(weight: torch.Tensor, second_moment: torch.Tensor, damping: float = DAMPING) -> torch.Tensor:
+def gptq_round(weight: torch.Tensor, second_moment: torch.Tensor, damping: float | None = None) -> torch.Tensor:
     """Weights (rows × columns) on their rows' int8 grids, rounded column by column with the error carried to
     the columns not yet rounded (GPTQ). `second_moment` is E[x xᵀ] of the inputs (columns × columns).
 
@@ -53,7 +53,7 @@ def gptq_round(weight: torch.Tensor, second_moment: torch.Tensor, damping: float
     h = second_moment.detach().double().clone()
     dead = torch.diag(h) == 0  # inputs that are always 0: rounded to nearest (a row's largest weight may be one)
     h[dead, dead] = 1
-    h += damping * torch.diag(h).mean() * torch.eye(columns, dtype=h.dtype)
+    h += (DAMPING if damping is None else damping) * torch.diag(h).mean() * torch.eye(columns, dtype=h.dtype)
     order = torch.argsort(torch.diag(h), descending=True)  # largest inputs first (GPTQ's act-order)
     w, fixed, h = w[:, order], fixed[:, order], h[order][:, order]
     # The upper Cholesky factor of H⁻¹: row i holds how the error of column i spreads over columns > i.
@@ -87,10 +87,11 @@ def observed_qparams(x: torch.Tensor, observer: Callable[[], nn.Module]) -> tupl
     return float(scale), int(zero_point)
 
 
-def input_columns(conv: nn.Conv2d, x: torch.Tensor, samples: int = SAMPLES) -> torch.Tensor:
+def input_columns(conv: nn.Conv2d, x: torch.Tensor, samples: int | None = None) -> torch.Tensor:
     """The conv's input patches as rows (positions × in·k·k), a seeded subset of at most `samples`."""
     columns = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)
     columns = columns.transpose(1, 2).reshape(-1, columns.shape[1])
+    samples = SAMPLES if samples is None else samples
     if columns.shape[0] > samples:
         keep = torch.randperm(columns.shape[0], generator=torch.Generator().manual_seed(0))[:samples]
         columns = columns[keep]

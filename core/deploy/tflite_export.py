@@ -116,6 +116,7 @@ def unit_clip_input_observers(graph_module) -> list[str]:
 
 
 RANGE_CANDIDATES = 24  # clipping points tried on each side of a pre-activation histogram
+SUBSAMPLES = 16  # points per histogram bin at which the error is summed
 
 
 def _activation_after(graph_module, node) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -144,9 +145,13 @@ def range_for_activation(histogram: torch.Tensor, low: float, high: float,
     each is summed over the histogram's bins, weighted by their counts.
     """
     edges = torch.linspace(low, high, histogram.numel() + 1, dtype=torch.float64)
-    centres, weights = (edges[:-1] + edges[1:]) / 2, histogram.double()
-    cumulative = weights.cumsum(0) / weights.sum()
-    exact = activation(centres)
+    centres = (edges[:-1] + edges[1:]) / 2
+    cumulative = histogram.double().cumsum(0) / histogram.double().sum()
+    # Values spread evenly inside each bin: a wide histogram's bins are coarser than the int8 steps inside them.
+    offsets = (torch.arange(SUBSAMPLES, dtype=torch.float64) + 0.5) / SUBSAMPLES
+    points = (edges[:-1, None] + offsets * (edges[1] - edges[0])).flatten()
+    weights = (histogram.double()[:, None] / SUBSAMPLES).expand(-1, SUBSAMPLES).flatten()
+    exact = activation(points)
     quantiles = torch.logspace(-7, -0.5, RANGE_CANDIDATES, dtype=torch.float64)
     lows = {min(float(centres[torch.searchsorted(cumulative, q)]), 0.0) for q in quantiles} | {min(low, 0.0)}
     highs = {max(float(centres[torch.searchsorted(cumulative, 1 - q).clamp_max(len(centres) - 1)]), 0.0)
@@ -158,7 +163,7 @@ def range_for_activation(histogram: torch.Tensor, low: float, high: float,
                 continue
             scale = (hi - lo) / 255
             zero = round(-128 - lo / scale)
-            q = (torch.clamp(torch.round(centres / scale) + zero, -128, 127) - zero) * scale
+            q = (torch.clamp(torch.round(points / scale) + zero, -128, 127) - zero) * scale
             error = float((weights * (activation(q) - exact) ** 2).sum())
             if error < best_error:
                 best, best_error = (lo, hi), error

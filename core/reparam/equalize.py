@@ -83,3 +83,20 @@ def migration_scales(activation_ranges: torch.Tensor, consumer_weight: torch.Ten
     log = alpha * activation_ranges[live].log() - (1 - alpha) * r2[live].log()
     scales[live] = (log - log.mean()).exp()
     return scales
+
+
+def split_prelu(producer: Conv, slopes: torch.Tensor, consumer: Conv, consumer_in_dim: int = 1) -> tuple[Conv, Conv]:
+    """PReLU(z) = ReLU(z) − a·ReLU(−z): every channel with a ≠ 0 is produced twice, the copy negated, and the
+    consumer reads the copy with −a times the channel's column. The pair then runs with ReLU, which a runtime
+    fuses into the producer, so the conv output is never quantized with its negative side (where a PReLU of
+    small slope spends most of a tensor's levels on values it then shrinks).
+    """
+    weight, bias = producer
+    split = slopes != 0
+    producer = torch.cat([weight, -weight[split]]), torch.cat([bias, -bias[split]])
+    consumer_weight, consumer_bias = consumer
+    columns = consumer_weight.index_select(consumer_in_dim, split.nonzero().flatten().to(consumer_weight.device))
+    shape = [1] * consumer_weight.dim()
+    shape[consumer_in_dim] = -1
+    copies = -slopes[split].to(consumer_weight).view(shape) * columns
+    return producer, (torch.cat([consumer_weight, copies], dim=consumer_in_dim), consumer_bias)
