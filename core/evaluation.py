@@ -23,7 +23,7 @@ def y_psnr(net: nn.Module | Forward, dataroot: str, scale: int, color: str | Non
     dataset = build_dataset({'name': 'eval', 'type': 'PairedSRDataset', 'phase': 'test', 'scale': scale,
                              'dataroot': dataroot, 'io_backend': {'type': 'disk'}, 'color': color})
     if isinstance(net, nn.Module):
-        net = net.eval()
+        net.eval()  # not `net = net.eval()`: torchao's eval of an exported (QAT) graph returns None
     values = []
     for i in range(len(dataset)):
         sample = dataset[i]

@@ -110,3 +110,26 @@ def test_sesr_with_relu_is_the_reference_int8_case(tmp_path):
     convs = [op for op in ops if op.op in ('CONV_2D', 'DEPTHWISE_CONV_2D')]  # 1 input channel: depthwise
     assert len(convs) == 5 and all(op.inputs == ('INT8', 'INT8', 'INT32') and op.outputs == ('INT8',) for op in convs)
     assert [op.op for op in ops[-2:]] == ['DEQUANTIZE', 'RELU_0_TO_1']  # the final clamp is left in float
+
+
+def test_qat_starts_from_a_raw_deploy_form_checkpoint_rescaled_for_int8(tmp_path):
+    """A raw ETDSForInference state_dict (as the ETDS authors release) fine-tuned with QAT from its first step."""
+    from conftest import perturb
+
+    args = {'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'num_block': 1, 'num_feat': 8}
+    raw = perturb(build_deployable('ETDSForInference', args).net, 0.05)
+    torch.save(raw.state_dict(), tmp_path / 'raw.pth')
+    data = write_edsr_pairs(tmp_path / 'data', 2, [(32, 32), (40, 36)])
+    opt = training_opt(data, name='qat_raw', total_iter=2, qat={'start_iter': 0})
+    opt['model_type'] = 'IRModel'
+    opt['network_g'] = {'type': 'ETDSForInference', **args}
+    opt['path']['pretrain_network_g'] = str(tmp_path / 'raw.pth')
+    opt['train'] = {k: v for k, v in opt['train'].items() if k not in ('fixed_residual_model_iters',
+                                                                        'interpolation_loss_weight')}
+    experiment = train_pipeline(str(tmp_path), ['-opt', write_yaml(tmp_path / 'qat.yml', opt)])
+    log = next((tmp_path / 'experiments' / 'qat_raw').glob('train_*.log')).read_text()
+    assert 'QAT: 3 of 3 conv pairs rescaled for int8 (fp32 unchanged)' in log  # random clip: not a unit one
+    _, meta = load_checkpoint(f'{experiment}/models/net_g_latest.pth')
+    assert meta['arch'] == 'ETDSForInference' and meta['args'] == args and meta['qat']['start_iter'] == 0
+    model = load_deploy_model(f'{experiment}/models/net_g_latest.pth')  # rebuilds: rescaling kept every shape
+    assert model.qat_graph is not None

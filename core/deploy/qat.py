@@ -51,6 +51,20 @@ def _fixed_pixel_fake_quant() -> nn.Module:
     return pt2e.FixedQParamsFakeQuantize(observer=observer)
 
 
+def rescaled_for_qat(net: nn.Module, batch: torch.Tensor) -> tuple[nn.Module, str]:
+    """The deploy network with its channels rescaled for int8 (core.deploy.equalization) on a training batch, so
+    fine-tuning starts where post-training int8 is best. Shapes are kept (a PReLU is not split), so a QAT
+    checkpoint still rebuilds from its arch and args."""
+    from core.deploy.equalization import equalize
+    from core.deploy.ptq import activation_observer
+
+    patches = [sample[None].detach().float().cpu().numpy() for sample in batch]
+    device = next(iter([*net.parameters(), torch.empty(0)])).device
+    rescaled, choices = equalize(net.cpu(), patches, activation_observer())
+    moved = sum(choice.method != 'none' for choice in choices)
+    return rescaled.to(device), f'{moved} of {len(choices)} conv pairs rescaled for int8 (fp32 unchanged)'
+
+
 def prepare_qat(net: nn.Module) -> torch.fx.GraphModule:
     """The deploy network as a fake-quantized, trainable graph (train/eval work as on any module)."""
     pt2e = require('torchao.quantization.pt2e', 'torchao')

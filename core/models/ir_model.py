@@ -132,15 +132,16 @@ class IRModel(SRModel):
         """From train:qat:start_iter on, train the deploy form with 8-bit fake quantization (core.deploy.qat)."""
         if self.qat_options is None or self.qat_meta is not None or current_iter < self.qat_options['start_iter']:
             return
-        from core.deploy.qat import prepare_qat
+        from core.deploy.qat import prepare_qat, rescaled_for_qat
 
         network = self.opt['network_g']
         arch, args, deploy = self._deploy_form(self.get_bare_model(self.net_g), network)
-        self.net_g = self.model_to_device(prepare_qat(deploy.to(self.device)))
+        deploy, rescaling = rescaled_for_qat(deploy, self.lq)
+        get_root_logger().info(f'QAT: {rescaling}; the EMA restarts from it.')
+        self.net_g = self.model_to_device(prepare_qat(copy.deepcopy(deploy).to(self.device)))
         self.net_g.train()
-        if hasattr(self, 'net_g_ema'):
-            _, _, ema = self._deploy_form(self.net_g_ema, network)
-            self.net_g_ema = prepare_qat(ema.to(self.device))
+        if hasattr(self, 'net_g_ema'):  # the same rescaled weights: an EMA of differently scaled ones means nothing
+            self.net_g_ema = prepare_qat(deploy.to(self.device))
             self.net_g_ema.eval()  # torchao's train/eval for exported graphs return None: no chaining
         self.qat_meta = {'arch': arch, 'args': args, 'qat': self.qat_options}
         self._rebind_optimizers()
