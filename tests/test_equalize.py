@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 import core.deploy.equalization as equalization
 from conftest import perturb, tiny_etds
-from core.deploy.equalization import conv_pairs, equalize, is_unit_clip, max_difference
+from core.deploy.equalization import conv_pairs, equalize, is_unit_clip_conv, max_difference
 from core.errors import UserError
 from core.reparam.equalize import (
     cross_layer_scales,
@@ -117,7 +117,7 @@ def test_conv_pairs_of_the_deploy_forms():
 
 def test_the_unit_clip_is_recognised():
     net = perturb(build_network(tiny_etds()), 0.05).to_deploy('et')  # a folded clamp, not random weights
-    assert is_unit_clip(net.conv_clip) and not is_unit_clip(net.conv_last)
+    assert is_unit_clip_conv(net.conv_clip) and not is_unit_clip_conv(net.conv_last)
 
 
 def _histogram():

@@ -10,7 +10,8 @@ import torch
 from test_deploy import deployable
 from torch.nn import functional as F
 
-from core.deploy.rounding import gptq_round, on_grid, round_weights, row_scales
+from core.deploy.int8_grid import on_grid, row_scales
+from core.deploy.rounding import gptq_round, round_weights
 
 
 def _weight(rows: int = 6, columns: int = 27, seed: int = 0) -> torch.Tensor:

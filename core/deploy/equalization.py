@@ -25,7 +25,9 @@ from torch.nn import functional as F
 
 from core.archs.network import first_output
 from core.archs.shared import input_channels
+from core.deploy.int8_grid import fake_quantize, observed_qparams, on_grid
 from core.errors import UserError
+from core.reparam.clamp import is_unit_clip
 from core.reparam.equalize import cross_layer_scales, migration_scales, rescale_channels, split_prelu
 
 ALPHAS = tuple(i / 8 for i in range(9))  # the migration exponents tried, besides no rescaling and Nagel's CLE
@@ -116,13 +118,9 @@ def _conv_params(conv: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return weight, bias
 
 
-def is_unit_clip(conv: nn.Module) -> bool:
-    """The 1×1 conv of weight −I and bias 1 that `core.reparam.clamp` appends: v = 1 − u, before a ReLU."""
-    if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (1, 1) or conv.in_channels != conv.out_channels:
-        return False
-    eye = -torch.eye(conv.in_channels, dtype=conv.weight.dtype).view_as(conv.weight)
-    return bool(torch.equal(conv.weight.detach(), eye)) and conv.bias is not None and bool(
-        (conv.bias.detach() == 1).all())
+def is_unit_clip_conv(conv: nn.Module) -> bool:
+    """The clip conv `core.reparam.clamp` appends (v = ReLU(1 − u)), as a module."""
+    return isinstance(conv, nn.Conv2d) and is_unit_clip(conv.weight.detach(), conv.bias)
 
 
 class Quantizers:
@@ -132,18 +130,10 @@ class Quantizers:
         self.observer, self.weights = observer, weights
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
-        observer = self.observer()
-        observer(x)
-        scale, zero_point = observer.calculate_qparams()
-        return torch.fake_quantize_per_tensor_affine(x, float(scale), int(zero_point), -128, 127)
+        return fake_quantize(x, observed_qparams(x, self.observer))
 
     def weight(self, w: torch.Tensor, axis: int) -> torch.Tensor:
-        if not self.weights:
-            return w
-        ranges = w.abs().transpose(0, axis).flatten(1).amax(dim=1).clamp_min(2**-12)
-        scale = (ranges / 127).float()
-        return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), axis,
-                                                      -127, 127)
+        return on_grid(w, axis) if self.weights else w
 
 
 def _simulated_output(net: nn.Module, pair: ConvPair, z: torch.Tensor, scales: torch.Tensor,
@@ -208,7 +198,7 @@ def _apply(net: nn.Module, pair: ConvPair, scales: torch.Tensor) -> None:
 
 def _pairs_to_rescale(net: nn.Module, pairs: Sequence[ConvPair]) -> list[ConvPair]:
     """All pairs but the clamp tail's (its consumer is the unit clip, whose input the exporter pins to [0, 1])."""
-    return [pair for pair in pairs if not is_unit_clip(net.get_submodule(pair.consumer))]
+    return [pair for pair in pairs if not is_unit_clip_conv(net.get_submodule(pair.consumer))]
 
 
 @torch.no_grad()

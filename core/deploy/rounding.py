@@ -27,16 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-WEIGHT_LEVELS = 127  # symmetric int8 weights: −127 … 127, as litert's and the XNNPACK quantizers use
-SCALE_FLOOR = 2**-12  # the observers' eps: a row whose largest weight is below 127·eps gets this step
+from core.deploy.int8_grid import PIXEL_QPARAMS, WEIGHT_LEVELS, fake_quantize, observed_qparams, on_grid, row_scales
+
 DAMPING = 0.01  # fraction of the mean diagonal added to H, as in GPTQ: keeps it invertible on flat inputs
 SAMPLES = 65536  # input positions per layer (of 8 patches × H × W): H's estimate is stable well below this
-PIXEL_QPARAMS = (1 / 255, -128)  # the pinned int8 input of every exported file (q = u8 − 128)
-
-
-def row_scales(weight: torch.Tensor) -> torch.Tensor:
-    """The per-output-channel step a symmetric int8 observer picks: max|w| / 127 (floored at its eps)."""
-    return (weight.abs().flatten(1).amax(dim=1) / WEIGHT_LEVELS).clamp_min(SCALE_FLOOR)
 
 
 def gptq_round(weight: torch.Tensor, second_moment: torch.Tensor, damping: float | None = None) -> torch.Tensor:
@@ -65,26 +59,6 @@ def gptq_round(weight: torch.Tensor, second_moment: torch.Tensor, damping: float
         update = (w[:, i:i + 1] - q) / spread[i, i] * spread[i:i + 1, i + 1:]
         w[:, i + 1:] -= update.masked_fill(fixed[:, i + 1:], 0)
     return rounded[:, torch.argsort(order)].to(weight.dtype)
-
-
-def on_grid(weight: torch.Tensor) -> torch.Tensor:
-    """Nearest rounding onto the rows' int8 grids: what the runtime does to weights it is given."""
-    scale = row_scales(weight)
-    shape = (-1,) + (1,) * (weight.dim() - 1)
-    return torch.clamp(torch.round(weight / scale.view(shape)), -WEIGHT_LEVELS, WEIGHT_LEVELS) * scale.view(shape)
-
-
-def fake_quantize(x: torch.Tensor, qparams: tuple[float, int]) -> torch.Tensor:
-    scale, zero_point = qparams
-    return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, -128, 127)
-
-
-def observed_qparams(x: torch.Tensor, observer: Callable[[], nn.Module]) -> tuple[float, int]:
-    """The per-tensor int8 (scale, zero point) the runtime's observer picks for this calibration tensor."""
-    module = observer()
-    module(x.detach().float())
-    scale, zero_point = module.calculate_qparams()
-    return float(scale), int(zero_point)
 
 
 def input_columns(conv: nn.Conv2d, x: torch.Tensor, samples: int | None = None) -> torch.Tensor:

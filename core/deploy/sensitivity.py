@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from core.deploy.equalization import conv_pairs
+from core.deploy.int8_grid import fake_quantize, observed_qparams, on_grid
 from core.deploy.ptq import activation_observer, working_patches
-from core.deploy.rounding import fake_quantize, observed_qparams, on_grid
 from core.evaluation import y_psnr
 
 
@@ -66,10 +66,7 @@ def layer_sensitivity(net: nn.Module, calibration: Sequence[np.ndarray], dataroo
         conv = net.get_submodule(name)
         rounded = copy.deepcopy(net)
         target = rounded.get_submodule(name)
-        if isinstance(target, nn.Conv2d):
-            target.weight.copy_(on_grid(target.weight))
-        else:  # ConvTranspose2d: its output channels are on dimension 1
-            target.weight.copy_(on_grid(target.weight.transpose(0, 1)).transpose(0, 1))
+        target.weight.copy_(on_grid(target.weight, axis=1 if isinstance(target, nn.ConvTranspose2d) else 0))
         weights_db = y_psnr(rounded, dataroot, scale, color) - reference
         if name not in stored:
             rows.append(LayerSensitivity(name, weights_db, None, None, None))

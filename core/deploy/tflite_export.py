@@ -26,6 +26,7 @@ from torch import nn
 from core.deploy.onnx_export import NetworkOutput
 from core.deploy.optional import require
 from core.errors import UserError
+from core.reparam.clamp import is_unit_clip
 
 META_NAME = 'mobile_sr'
 SHAPE_ONLY_OPS = {'pixel_shuffle', 'alias', 'slice', 'view', 'reshape', 'permute', 'clone', 'contiguous'}
@@ -81,13 +82,6 @@ def pin_pixel_range(graph_module, names: Sequence[str]) -> None:
             scale=1.0 / 255, zero_point=-128, dtype=torch.int8, quant_min=-128, quant_max=127))
 
 
-def _is_unit_clip_weights(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    if weight.dim() != 4 or weight.shape[-2:] != (1, 1) or weight.shape[0] != weight.shape[1] or bias is None:
-        return False
-    eye = -torch.eye(weight.shape[0], dtype=weight.dtype).view_as(weight)
-    return bool(torch.equal(weight, eye)) and bool((bias == 1).all())
-
-
 def _tensor(graph_module, node) -> torch.Tensor | None:
     """The constant a node stands for: a get_attr, or a get_attr seen through its weight observer."""
     if node is None:
@@ -110,7 +104,7 @@ def unit_clip_input_observers(graph_module) -> list[str]:
         weight = _tensor(graph_module, node.args[1])
         bias = _tensor(graph_module, node.args[2] if len(node.args) > 2 else None)
         source = node.args[0]
-        if weight is not None and _is_unit_clip_weights(weight, bias) and (name := _observer_of(source)):
+        if weight is not None and is_unit_clip(weight, bias) and (name := _observer_of(source)):
             names.append(name)
     return names
 

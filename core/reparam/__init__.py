@@ -21,7 +21,7 @@ from core.reparam.carry import (
     pad_in_channels,
     repeat_interleave_conv,
 )
-from core.reparam.clamp import clamp_tail, negate_for_upper_clamp, unit_clip_conv
+from core.reparam.clamp import clamp_tail, is_unit_clip, negate_for_upper_clamp, unit_clip_conv
 from core.reparam.kernels import Conv, identity_kernel, pad_out_channels
 from core.reparam.shuffle import from_stepwise_shuffle, stepwise_shuffle_order, to_stepwise_shuffle
 from core.reparam.streams import join_inputs, merge_dual_stream, stack_outputs
@@ -40,6 +40,7 @@ __all__ = [
     'fold_shortcut_into_last',
     'from_stepwise_shuffle',
     'identity_kernel',
+    'is_unit_clip',
     'join_inputs',
     'laplacian',
     'merge_dual_stream',

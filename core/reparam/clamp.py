@@ -28,3 +28,12 @@ def clamp_tail(conv: Conv) -> tuple[Conv, Conv]:
     """Replace a last conv y by (conv', clip) such that ReLU(clip(ReLU(conv'(x)))) = clamp(y, 0, 1)."""
     negated = negate_for_upper_clamp(conv)
     return negated, unit_clip_conv(negated[0].shape[0], dtype=negated[0].dtype)
+
+
+def is_unit_clip(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether (weight, bias) is `unit_clip_conv`: a 1×1 conv of weight −I and bias 1. Its input u ≥ 1 gives
+    v = 0 whatever u is, so int8 exporters quantize u on [0, 1], the output's range."""
+    if bias is None or weight.dim() != 4 or weight.shape[-2:] != (1, 1) or weight.shape[0] != weight.shape[1]:
+        return False
+    eye = -torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device).view_as(weight)
+    return bool(torch.equal(weight.detach(), eye)) and bool((bias.detach() == 1).all())
