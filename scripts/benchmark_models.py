@@ -20,8 +20,10 @@ import tempfile
 from os import path as osp
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# 'int8 plain' is the quantizer alone (export.py --no-equalize --rounding nearest), timed beside the prepared int8
+# (PReLUs split, channels rescaled, GPTQ): the preparation changes widths, so its speed is measured, not assumed.
 BACKENDS = ('torch eager', 'torch channels_last', 'torch compile', 'onnxruntime', 'litert fp32', 'litert int8',
-            'ort int8')
+            'litert int8 plain', 'ort int8', 'ort int8 plain')
 FP32 = BACKENDS[:5]
 
 
@@ -93,14 +95,18 @@ def measure_one(name: str, size: tuple[int, int], rounds: int, threads: int) -> 
     calibration = [check_image(model.num_in_ch, size)]
     small = [np.ascontiguousarray(x[:, :, :128, :128]), np.ascontiguousarray(x[:, :, -128:, -128:])]
     with tempfile.TemporaryDirectory() as folder:
-        exports = {'onnxruntime': ('onnx', 'm.onnx', None), 'litert fp32': ('tflite', 'f.tflite', None),
-                   'litert int8': ('tflite-int8', 'q.tflite', calibration), 'ort int8': ('onnx-int8', 'q.onnx', small)}
-        for backend, (fmt, file, calib) in exports.items():
+        plain = {'equalized': False, 'rounding': 'nearest'}
+        exports = {'onnxruntime': ('onnx', 'm.onnx', None, {}), 'litert fp32': ('tflite', 'f.tflite', None, {}),
+                   'litert int8': ('tflite-int8', 'q.tflite', calibration, {}),
+                   'litert int8 plain': ('tflite-int8', 'p.tflite', calibration, plain),
+                   'ort int8': ('onnx-int8', 'q.onnx', small, {}),
+                   'ort int8 plain': ('onnx-int8', 'p.onnx', small, plain)}
+        for backend, (fmt, file, calib, int8_options) in exports.items():
             path = osp.join(folder, file)
             try:
                 # timing, not shipping: keep every file and record its difference (max_abs_diff in the JSON)
                 export_model(model, fmt, path, size=size, calibration=calib, tolerance=1e-4,
-                             int8_tolerance=float('inf'))
+                             int8_tolerance=float('inf'), **int8_options)
             except UserError as err:
                 result['notes'][backend] = str(err)
                 continue
@@ -171,7 +177,7 @@ def markdown_table(results: list[dict], machine: dict) -> str:
                 cells.append('n/a')
                 continue
             ms = r['latency_s'][backend] * 1000
-            cells.append(f"{ms:.1f}" + ('' if backend.endswith('int8') else f" ({r['peak_fraction'][backend]:.2f})"))
+            cells.append(f"{ms:.1f}" + ('' if 'int8' in backend else f" ({r['peak_fraction'][backend]:.2f})"))
         best = min(FP32, key=lambda b: r['latency_s'].get(b, float('inf')))
         psnr = f"{r['psnr']:.3f} ({r['psnr_source'].split(':')[0]})" if r['psnr'] else '—'
         versus_mm = 2 * r['macs'] / r['latency_s'][best] / r['gemm_peaks_flops']['torch.mm']

@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> None:
                             'or -opt with the training YAML')
         folder = args.calib or calibration_folder_from_yaml(args.opt)
         size = args.size if args.format == 'tflite-int8' else ORT_CALIBRATION_SIZE
-        calibration = calibration_patches(folder, size, args.calib_count, model.num_in_ch)
+        calibration = calibration_patches(folder, size, args.calib_count, model.num_in_ch, on_note=print)
         print(f'calibration: {len(calibration)} patches of {size[0]}x{size[1]} from {folder}')
     report = export_model(model, args.format, args.output, size=args.size, calibration=calibration,
                           nhwc_uint8=args.nhwc_uint8, pixel_shuffle=args.pixel_shuffle,

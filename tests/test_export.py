@@ -225,3 +225,17 @@ def test_int8_preparation_is_reported_and_can_be_switched_off(fmt, tmp_path):
     plain = export_model(model, fmt, path, size=size, calibration=_calibration(3, size), int8_tolerance=1,
                          equalized=False, rounding='nearest')
     assert plain.int8_preparation == 'no int8 preparation (nearest rounding, no rescaling)'
+
+
+def test_calibration_images_smaller_than_the_patch_are_named_in_one_line(tmp_path):
+    from core.deploy.calibration import calibration_patches
+
+    for i, (h, w) in enumerate([(20, 30), (50, 60)]):
+        cv2.imwrite(str(tmp_path / f'{i}.png'), smooth_image(h, w, i))
+    notes = []
+    patches = calibration_patches(str(tmp_path), (40, 40), 4, 3, on_note=notes.append)
+    assert [p.shape for p in patches] == [(1, 3, 40, 40)] * 4
+    assert notes == [f'calibration: 1 of 2 images in {tmp_path} are smaller than the 40x40 patch and were mirrored '
+                     'up to it; a patch of at most 20x30 (--size for TFLite) uses them as they are']
+    calibration_patches(str(tmp_path), (20, 30), 4, 3, on_note=notes.append)
+    assert len(notes) == 1  # images at least as large as the patch: nothing to say

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from os import path as osp
 
 import numpy as np
@@ -36,11 +37,13 @@ def fit_to_size(image: np.ndarray, size: tuple[int, int], rng: np.random.Generat
     return image[top:top + size[0], left:left + size[1]]
 
 
-def calibration_patches(folder: str, size: tuple[int, int], count: int, num_in_ch: int,
-                        seed: int = 0) -> list[np.ndarray]:
+def calibration_patches(folder: str, size: tuple[int, int], count: int, num_in_ch: int, seed: int = 0,
+                        on_note: Callable[[str], None] | None = None) -> list[np.ndarray]:
     """`count` 1×C×H×W float32 patches in [0, 1] (RGB, or Y for 1-channel models), cycling over the images.
 
-    A colour model calibrated on gray images would learn the wrong activation ranges, so that is refused.
+    A colour model calibrated on gray images would learn the wrong activation ranges, so that is refused. Images
+    smaller than the patch are mirrored up to it, and `on_note` is told in one line (mirrored borders are content
+    the model never sees whole, so the ranges come partly from them).
     """
     if not osp.isdir(folder):
         raise UserError(f'calibration folder {folder} does not exist; pass --calib with a folder of LR images')
@@ -50,6 +53,12 @@ def calibration_patches(folder: str, size: tuple[int, int], count: int, num_in_c
     if num_in_ch == 3 and all(p.gray for p in pictures):
         raise UserError(f'{folder} holds only grayscale images but the model takes colour (3 channels); '
                         'calibrate on colour LR images')
+    small = [p for p in pictures if p.bgr.shape[0] < size[0] or p.bgr.shape[1] < size[1]]
+    if small and on_note is not None:
+        fit = (min(p.bgr.shape[0] for p in pictures), min(p.bgr.shape[1] for p in pictures))
+        on_note(f'calibration: {len(small)} of {len(pictures)} images in {folder} are smaller than the '
+                f'{size[0]}x{size[1]} patch and were mirrored up to it; a patch of at most {fit[0]}x{fit[1]} '
+                '(--size for TFLite) uses them as they are')
     patches = []
     for i in range(count):
         bgr = pictures[i % len(pictures)].bgr
