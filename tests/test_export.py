@@ -236,6 +236,22 @@ def test_calibration_images_smaller_than_the_patch_are_named_in_one_line(tmp_pat
     patches = calibration_patches(str(tmp_path), (40, 40), 4, 3, on_note=notes.append)
     assert [p.shape for p in patches] == [(1, 3, 40, 40)] * 4
     assert notes == [f'calibration: 1 of 2 images in {tmp_path} are smaller than the 40x40 patch and were mirrored '
-                     'up to it; a patch of at most 20x30 (--size for TFLite) uses them as they are']
+                     'up to it; patches of at most 20x30 (TFLite: --size) would use them whole']
     calibration_patches(str(tmp_path), (20, 30), 4, 3, on_note=notes.append)
     assert len(notes) == 1  # images at least as large as the patch: nothing to say
+
+
+def test_onnx_int8_fits_the_range_before_a_tanh_by_the_error_after_it(tmp_path):
+    from core.deploy.ort_quantization import saturating_input_ranges
+
+    model = deployable('ESPCN')  # conv → tanh → conv → tanh → conv → shuffle → sigmoid
+    with torch.no_grad():
+        model.net.conv1.weight.mul_(200)  # a pre-tanh tensor far wider than where tanh is not flat
+    export_onnx(model.net, str(tmp_path / 'f.onnx'), 3, {'arch': 'ESPCN'})
+    calibration = _calibration(3, (24, 24))
+    ranges = saturating_input_ranges(onnx.load(str(tmp_path / 'f.onnx')), calibration)
+    assert len(ranges) == 3  # two tanh inputs and the sigmoid's
+    with torch.no_grad():
+        z = torch.cat([model.net.conv1(torch.from_numpy(patch)) for patch in calibration])
+    first = max(ranges.values(), key=lambda r: r[1] - r[0])  # conv1's output: the widest of the three
+    assert first[1] - first[0] < (z.max() - z.min()) / 4  # levels go where tanh is not flat, not over the span

@@ -57,8 +57,8 @@ def calibration_patches(folder: str, size: tuple[int, int], count: int, num_in_c
     if small and on_note is not None:
         fit = (min(p.bgr.shape[0] for p in pictures), min(p.bgr.shape[1] for p in pictures))
         on_note(f'calibration: {len(small)} of {len(pictures)} images in {folder} are smaller than the '
-                f'{size[0]}x{size[1]} patch and were mirrored up to it; a patch of at most {fit[0]}x{fit[1]} '
-                '(--size for TFLite) uses them as they are')
+                f'{size[0]}x{size[1]} patch and were mirrored up to it; patches of at most {fit[0]}x{fit[1]} '
+                '(TFLite: --size) would use them whole')
     patches = []
     for i in range(count):
         bgr = pictures[i % len(pictures)].bgr

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from core.deploy.int8_grid import range_for_activation
 from core.deploy.optional import require
 from core.reparam.clamp import is_unit_clip
 
@@ -30,6 +31,47 @@ def unit_clip_inputs(model) -> list[str]:
     return names
 
 
+SATURATING = {'Tanh': torch.tanh, 'Sigmoid': torch.sigmoid}
+HISTOGRAM_BINS = 2048  # as torchao's histogram observer, whose ranges LiteRT's path fits the same way
+
+
+def saturating_input_ranges(model, calibration: Sequence[np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Ranges for the inputs of Tanh, Sigmoid and PRelu nodes, chosen by the error after the activation
+    (`core.deploy.int8_grid.range_for_activation`): a percentile of ESPCN's ±275 pre-tanh tensor leaves three
+    levels where tanh is not flat. The float model runs once with those tensors as extra outputs."""
+    onnx, ort = require('onnx', 'onnx'), require('onnxruntime', 'onnxruntime')
+    numpy_helper = require('onnx.numpy_helper', 'onnx')
+    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    functions = {}
+    for node in model.graph.node:
+        if node.op_type in SATURATING:
+            functions[node.input[0]] = SATURATING[node.op_type]
+        elif node.op_type == 'PRelu' and node.input[1] in constants:
+            slope = float(np.mean(constants[node.input[1]]))
+            functions[node.input[0]] = lambda v, a=slope: torch.where(v > 0, v, a * v)
+    if not functions:
+        return {}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in functions)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=['CPUExecutionProvider'])
+    input_name, names = model.graph.input[0].name, list(functions)
+    values = {name: [] for name in names}
+    for patch in calibration:
+        for name, value in zip(names, session.run(names, {input_name: patch}), strict=True):
+            values[name].append(torch.from_numpy(value).flatten())
+    ranges = {}
+    for name, parts in values.items():
+        tensor = torch.cat(parts).double()
+        low, high = float(tensor.min()), float(tensor.max())
+        if high > low:
+            histogram = torch.histc(tensor, bins=HISTOGRAM_BINS, min=low, max=high)
+            ranges[name] = range_for_activation(histogram, low, high, functions[name])
+    return ranges
+
+
 def quantize_onnx_static(float_path: str, output: str, calibration: Sequence[np.ndarray],
                          reduce_range: bool = False) -> None:
     """Quantize a float ONNX file (float NCHW input) with calibration patches into `output`.
@@ -43,6 +85,8 @@ def quantize_onnx_static(float_path: str, output: str, calibration: Sequence[np.
     # As in the LiteRT path (core.deploy.tflite_export.unit_clip_input_observers): a folded clamp's u is
     # quantized on [0, 1], since the clamp discards what lies above.
     overrides = {name: [{'rmin': np.float32(0), 'rmax': np.float32(1)}] for name in unit_clip_inputs(model)}
+    overrides |= {name: [{'rmin': np.float32(low), 'rmax': np.float32(high)}]
+                  for name, (low, high) in saturating_input_ranges(model, calibration).items()}
 
     class Patches(quantization.CalibrationDataReader):
         def __init__(self) -> None:

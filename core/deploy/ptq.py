@@ -24,12 +24,12 @@ from core.deploy.equalization import PairChoice, equalize, split_prelus
 from core.deploy.optional import require
 from core.deploy.rounding import RoundedLayer, round_weights
 
-ROUNDINGS = ('gptq', 'nearest')
 WORKING_SIZE = 128  # calibration patches are centre-cropped to this for choosing scales and rounding: the
 # statistics are there at this size, and 16 full 360×640 patches would take minutes (the observers see them all)
 
 
 def working_patches(calibration: Sequence[np.ndarray], size: int = WORKING_SIZE) -> list[np.ndarray]:
+    """Centre crops of at most size×size."""
     patches = []
     for patch in calibration:
         height, width = patch.shape[-2:]

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from core.deploy.int8_grid import PIXEL_QPARAMS, WEIGHT_LEVELS, fake_quantize, observed_qparams, on_grid, row_scales
 
 DAMPING = 0.01  # fraction of the mean diagonal added to H, as in GPTQ: keeps it invertible on flat inputs
-SAMPLES = 65536  # input positions per layer (of 8 patches × H × W): H's estimate is stable well below this
+SAMPLES = 65536  # input positions per layer (of patches × H × W): H's estimate is stable well below this
 
 
 def gptq_round(weight: torch.Tensor, second_moment: torch.Tensor, damping: float | None = None) -> torch.Tensor:
@@ -111,7 +111,7 @@ class _InputCapture:
 def _conv_order(net: nn.Module, batch: torch.Tensor) -> list[str]:
     order: list[str] = []
     handles = [module.register_forward_pre_hook(lambda *_, name=name: order.append(name))
-               for name, module in net.named_modules() if isinstance(module, nn.Conv2d)]
+               for name, module in net.named_modules() if isinstance(module, nn.Conv2d) and module.groups == 1]
     try:
         with torch.no_grad():
             net(batch[:1, :, :16, :16])
@@ -134,10 +134,11 @@ def round_weights(net: nn.Module, calibration: Sequence[np.ndarray], observer: C
     exact = _InputCapture({name: reference.get_submodule(name) for name in order}, {})
     capture = _InputCapture(convs, {})
     report = []
-    for index, name in enumerate(order):
+    for name in order:
         conv = convs[name]
         x = capture.run(rounded, batch, name)
-        capture.qparams[name] = PIXEL_QPARAMS if index == 0 else observed_qparams(x, observer)
+        is_input = x.shape == batch.shape and torch.equal(x, batch)  # the file's input: pinned to pixels
+        capture.qparams[name] = PIXEL_QPARAMS if is_input else observed_qparams(x, observer)
         x = fake_quantize(x, capture.qparams[name])
         target = F.conv2d(exact.run(reference, batch, name), reference.get_submodule(name).weight, None,
                           conv.stride, conv.padding, conv.dilation, conv.groups)

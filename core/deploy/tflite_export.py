@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.deploy.int8_grid import range_for_activation
 from core.deploy.onnx_export import NetworkOutput
 from core.deploy.optional import require
 from core.errors import UserError
@@ -109,8 +110,6 @@ def unit_clip_input_observers(graph_module) -> list[str]:
     return names
 
 
-RANGE_CANDIDATES = 24  # clipping points tried on each side of a pre-activation histogram
-SUBSAMPLES = 16  # points per histogram bin at which the error is summed
 
 
 def _activation_after(graph_module, node) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -127,41 +126,6 @@ def _activation_after(graph_module, node) -> Callable[[torch.Tensor], torch.Tens
         slopes = _tensor(graph_module, user.args[1])
         return None if slopes is None else lambda v: torch.where(v > 0, v, float(slopes.mean()) * v)
     return None
-
-
-def range_for_activation(histogram: torch.Tensor, low: float, high: float,
-                         activation: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, float]:
-    """The int8 range of a pre-activation tensor that minimises the error after the activation.
-
-    tanh, sigmoid and a PReLU of small slope flatten what lies far out, so levels spent there are wasted: an
-    ESPCN conv output spans ±275 before its tanh, and a min–max or histogram range leaves [−3, 3], where tanh
-    is not flat, three levels. Candidates clip each side at a quantile of the calibration histogram; the error of
-    each is summed over the histogram's bins, weighted by their counts.
-    """
-    edges = torch.linspace(low, high, histogram.numel() + 1, dtype=torch.float64)
-    centres = (edges[:-1] + edges[1:]) / 2
-    cumulative = histogram.double().cumsum(0) / histogram.double().sum()
-    # Values spread evenly inside each bin: a wide histogram's bins are coarser than the int8 steps inside them.
-    offsets = (torch.arange(SUBSAMPLES, dtype=torch.float64) + 0.5) / SUBSAMPLES
-    points = (edges[:-1, None] + offsets * (edges[1] - edges[0])).flatten()
-    weights = (histogram.double()[:, None] / SUBSAMPLES).expand(-1, SUBSAMPLES).flatten()
-    exact = activation(points)
-    quantiles = torch.logspace(-7, -0.5, RANGE_CANDIDATES, dtype=torch.float64)
-    lows = {min(float(centres[torch.searchsorted(cumulative, q)]), 0.0) for q in quantiles} | {min(low, 0.0)}
-    highs = {max(float(centres[torch.searchsorted(cumulative, 1 - q).clamp_max(len(centres) - 1)]), 0.0)
-             for q in quantiles} | {max(high, 0.0)}
-    best, best_error = (min(low, 0.0), max(high, 0.0)), float('inf')
-    for lo in lows:
-        for hi in highs:
-            if hi - lo <= 0:
-                continue
-            scale = (hi - lo) / 255
-            zero = round(-128 - lo / scale)
-            q = (torch.clamp(torch.round(points / scale) + zero, -128, 127) - zero) * scale
-            error = float((weights * (activation(q) - exact) ** 2).sum())
-            if error < best_error:
-                best, best_error = (lo, hi), error
-    return best
 
 
 def fit_ranges_to_activations(graph_module) -> list[str]:
