@@ -112,11 +112,12 @@ def test_training_form_is_converted_and_verified_on_load(tmp_path):
     assert (model.net(x) - net.eval()(x)[0].clamp(0, 1)).abs().max() <= 1e-5
 
 
-def test_raw_deploy_checkpoint_without_sizes_asks_for_opt(tmp_path):
+def test_raw_deploy_checkpoint_that_fits_two_networks_asks_for_arch_or_opt(tmp_path):
     net = build_network({'type': 'Plain', **DEPLOYABLE['Plain'][0]})
     torch.save(net.state_dict(), tmp_path / 'plain_raw.pth')
-    with pytest.raises(UserError, match='pass -opt'):
+    with pytest.raises(UserError, match='pass --arch Plain .*, or -opt'):
         load_deploy_model(str(tmp_path / 'plain_raw.pth'))
+    assert load_deploy_model(str(tmp_path / 'plain_raw.pth'), arch='Plain').arch == 'Plain'
 
 
 def _write(path: Path, array: np.ndarray) -> Path:

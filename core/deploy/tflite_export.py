@@ -124,7 +124,7 @@ def _activation_after(graph_module, node) -> Callable[[torch.Tensor], torch.Tens
         return torch.sigmoid
     if user.target is torch.ops.aten.prelu.default:
         slopes = _tensor(graph_module, user.args[1])
-        return None if slopes is None else lambda v: torch.where(v > 0, v, float(slopes.mean()) * v)
+        return None if slopes is None else lambda v: torch.where(v > 0, v, float(slopes.detach().mean()) * v)
     return None
 
 
