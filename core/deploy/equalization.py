@@ -104,7 +104,8 @@ def conv_pairs(net: nn.Module, num_in_ch: int | None = None) -> list[ConvPair]:
     return pairs
 
 
-def _activate(net: nn.Module, kind: str | None, z: torch.Tensor) -> torch.Tensor:
+def apply_activation(net: nn.Module, kind: str | None, z: torch.Tensor) -> torch.Tensor:
+    """A pair's activation ('relu', 'identity' or None, or a PReLU's module path) applied to z."""
     if kind == 'relu':
         return F.relu(z)
     if kind in (None, 'identity'):
@@ -148,7 +149,7 @@ def _simulated_output(net: nn.Module, pair: ConvPair, z: torch.Tensor, scales: t
     zs = z / scales.view(1, -1, 1, 1)
     if pair.activation not in ('relu', 'identity'):  # PReLU runs as its own op: its input is quantized too
         zs = quant.activation(zs)
-    x = quant.activation(_activate(net, pair.activation, zs))
+    x = quant.activation(apply_activation(net, pair.activation, zs))
     w = quant.weight(weight * scales.view(shape), axis=1 if pair.transposed else 0)
     return _run_conv(consumer, x, w, bias)
 
@@ -176,7 +177,7 @@ def _candidates(net: nn.Module, pair: ConvPair, z: torch.Tensor) -> dict[str, to
     producer_weight, _ = _conv_params(net.get_submodule(pair.producer))
     consumer_weight, _ = _conv_params(net.get_submodule(pair.consumer))
     in_dim = 0 if pair.transposed else 1
-    x = _activate(net, pair.activation, z)
+    x = apply_activation(net, pair.activation, z)
     quantized = z if pair.activation not in ('relu', 'identity') else x  # the widest tensor the runtime stores
     ranges = quantized.abs().transpose(0, 1).flatten(1).amax(dim=1)  # a 99.99th percentile chose the same
     options = {'cle': cross_layer_scales(producer_weight, consumer_weight, in_dim)}

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.deploy.equalization import conv_pairs
+from core.deploy.equalization import apply_activation, conv_pairs
 from core.deploy.int8_grid import fake_quantize, observed_qparams, on_grid
 from core.deploy.ptq import activation_observer, working_patches
 from core.evaluation import y_psnr
@@ -23,19 +23,10 @@ from core.evaluation import y_psnr
 class LayerSensitivity:
     layer: str
     weights_db: float  # Y-PSNR change with only this layer's weights in int8 (nearest rounding)
-    output_db: float | None  # ... with only the tensor(s) this layer hands on in int8 (None: the pinned output)
+    output_db: float | None  # ... with only the tensor(s) it hands to the next conv in int8 (None: no such conv
+    # through ReLU/PReLU: the network's output, pinned to pixels, or an op such as tanh)
     min_levels: float | None  # int8 levels the narrowest channel of that tensor spans
     median_levels: float | None
-
-
-def _outputs(net: nn.Module) -> dict[str, list[str]]:
-    """For each conv: the tensors a runtime stores after it: its activation's output, and for an activation that
-    runs as its own op (PReLU), the conv output before it too. Convs with no conv after them are left out."""
-    tensors: dict[str, list[str]] = {}
-    for pair in conv_pairs(net):
-        fused = pair.activation in ('relu', 'identity')
-        tensors[pair.producer] = ['activation'] if fused else ['conv', 'activation']
-    return tensors
 
 
 def _levels(tensor: torch.Tensor, scale: float) -> tuple[float, float]:
@@ -60,7 +51,6 @@ def layer_sensitivity(net: nn.Module, calibration: Sequence[np.ndarray], dataroo
     net(batch[:1])
     for hook in hooks:
         hook.remove()
-    stored = _outputs(net)
     rows = []
     for name in dict.fromkeys(order):
         conv = net.get_submodule(name)
@@ -68,7 +58,7 @@ def layer_sensitivity(net: nn.Module, calibration: Sequence[np.ndarray], dataroo
         target = rounded.get_submodule(name)
         target.weight.copy_(on_grid(target.weight, axis=1 if isinstance(target, nn.ConvTranspose2d) else 0))
         weights_db = y_psnr(rounded, dataroot, scale, color) - reference
-        if name not in stored:
+        if name not in pairs:
             rows.append(LayerSensitivity(name, weights_db, None, None, None))
             continue
         captured: dict[str, torch.Tensor] = {}
@@ -77,13 +67,12 @@ def layer_sensitivity(net: nn.Module, calibration: Sequence[np.ndarray], dataroo
         net(batch)
         handle.remove()
         z = captured['conv']
-        act = (torch.relu(z) if pair.activation == 'relu' else z if pair.activation == 'identity'
-               else net.get_submodule(pair.activation)(z))
+        act = apply_activation(net, pair.activation, z)
         qparams = {'conv': observed_qparams(z, observer), 'activation': observed_qparams(act, observer)}
-        kinds = stored[name]
+        stored_before = pair.activation not in ('relu', 'identity')  # a PReLU runs as its own op: z is stored too
 
-        def quantize_output(_module, _inputs, out, kinds=kinds, qparams=qparams):
-            return fake_quantize(out, qparams['conv']) if 'conv' in kinds else out
+        def quantize_output(_module, _inputs, out, stored_before=stored_before, qparams=qparams):
+            return fake_quantize(out, qparams['conv']) if stored_before else out
 
         def quantize_consumer_input(_module, args, qparams=qparams):
             return (fake_quantize(args[0], qparams['activation']), *args[1:])
@@ -94,7 +83,7 @@ def layer_sensitivity(net: nn.Module, calibration: Sequence[np.ndarray], dataroo
         for handle in handles:
             handle.remove()
         levels = _levels(act, qparams['activation'][0])
-        if 'conv' in kinds:
+        if stored_before:
             levels = min(levels, _levels(z, qparams['conv'][0]))
         rows.append(LayerSensitivity(name, weights_db, output_db, *levels))
     return reference, rows
@@ -105,7 +94,7 @@ def format_sensitivity(title: str, reference: float, rows: list[LayerSensitivity
              'output',
              f"{'layer':24}{'weights':>10}{'output':>10}{'levels (narrowest / median channel)':>38}"]
     for row in rows:
-        output = '  (pinned)' if row.output_db is None else f'{row.output_db:>+10.3f}'
+        output = f"{'n/a':>10}" if row.output_db is None else f'{row.output_db:>+10.3f}'
         levels = '' if row.min_levels is None else f'{row.min_levels:>28.0f} / {row.median_levels:.0f}'
         lines.append(f'{row.layer:24}{row.weights_db:>+10.3f}{output}{levels}')
     return '\n'.join(lines)
