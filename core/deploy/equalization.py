@@ -1,12 +1,13 @@
 """Rescale a deployable network's channels so that int8 costs less, without changing what it computes in fp32.
 
 The network is captured with torch.export (as every exporter here does), and each conv → ReLU/PReLU/nothing →
-conv chain in it is a pair whose channels `core.reparam.equalize` may rescale exactly. For each pair, the scales
-are chosen by the error they cause: calibration patches run through the fp32 network, and the consumer's output
-(after its own activation) is compared with what it gives when its input tensor is quantized per tensor
-(asymmetric int8, with the runtime's own observer) and its weights per output channel (symmetric int8), over a
-family of candidate scales. The error at a pair depends only on that pair's scales (a consumer's rows are
-quantized per channel, so rescaling its outputs later changes nothing), so pairs are chosen one at a time.
+conv chain in it is a pair whose channels `core.reparam.equalize` may rescale exactly (and whose PReLU it may
+split into ReLU channels). For each pair, the scales are chosen by the error they cause: calibration patches run
+through the fp32 network with the consumer's output replaced by what it gives when its input tensor is quantized
+per tensor (asymmetric int8, with the runtime's observer) and its weights per output channel (symmetric int8), and
+the network's output is compared, over a family of candidate scales. The error at a pair depends only on that
+pair's scales (a consumer's rows are quantized per channel, so rescaling its outputs later changes nothing), so
+pairs are chosen one at a time.
 
 The result is checked in float64 against the original on random images and on the calibration patches: if any
 pair moved the output by more than the tolerance, the pair is named and nothing is returned.
@@ -42,7 +43,6 @@ class ConvPair:
     producer: str
     activation: str  # 'relu', 'identity', or the module path of a PReLU
     consumer: str
-    consumer_activation: str | None  # what follows the consumer, in the same terms (None: anything else)
     transposed: bool  # the consumer is a ConvTranspose2d (input channels on weight dimension 0)
 
 
@@ -98,9 +98,7 @@ def conv_pairs(net: nn.Module, num_in_ch: int | None = None) -> list[ConvPair]:
         users = list(tail.users)
         if len(users) != 1 or users[0].args[0] is not tail or (consumer := module(users[0])) is None:
             continue
-        after = _activation_of(users[0], parameters)
-        pairs.append(ConvPair(producer, activation, consumer, None if after is None else after[0],
-                              _CONVS[users[0].target]))
+        pairs.append(ConvPair(producer, activation, consumer, _CONVS[users[0].target]))
     return pairs
 
 
