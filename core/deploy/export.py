@@ -85,8 +85,8 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
                  int8_tolerance: float = 0.02, equalized: bool = True, rounding: str = 'gptq') -> ExportReport:
     """Write `output` in format `fmt` if its runtime reproduces the model; see the module docstring.
 
-    Post-training int8 first rescales and GPTQ-rounds the network (`core.deploy.ptq`); `equalized=False` and
-    `rounding='nearest'` give the plain quantizer's result.
+    Post-training int8 first prepares the network (`core.deploy.ptq`: PReLUs split, channels rescaled, weights
+    GPTQ-rounded); `equalized=False` and `rounding='nearest'` give the plain quantizer's result.
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
