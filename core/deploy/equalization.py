@@ -45,6 +45,12 @@ class ConvPair:
     consumer: str
     transposed: bool  # the consumer is a ConvTranspose2d (input channels on weight dimension 0)
 
+    @property
+    def activation_runs_apart(self) -> bool:
+        """A PReLU runs as an op of its own, so the conv output before it is stored (and quantized) too; ReLU
+        fuses into the conv."""
+        return self.activation not in ('relu', 'identity')
+
 
 @dataclass(frozen=True)
 class PairChoice:
@@ -145,7 +151,7 @@ def _simulated_output(net: nn.Module, pair: ConvPair, z: torch.Tensor, scales: t
     shape = [1] * weight.dim()
     shape[in_dim] = -1
     zs = z / scales.view(1, -1, 1, 1)
-    if pair.activation not in ('relu', 'identity'):  # PReLU runs as its own op: its input is quantized too
+    if pair.activation_runs_apart:  # its input is quantized too
         zs = quant.activation(zs)
     x = quant.activation(apply_activation(net, pair.activation, zs))
     w = quant.weight(weight * scales.view(shape), axis=1 if pair.transposed else 0)
@@ -176,7 +182,7 @@ def _candidates(net: nn.Module, pair: ConvPair, z: torch.Tensor) -> dict[str, to
     consumer_weight, _ = _conv_params(net.get_submodule(pair.consumer))
     in_dim = 0 if pair.transposed else 1
     x = apply_activation(net, pair.activation, z)
-    quantized = z if pair.activation not in ('relu', 'identity') else x  # the widest tensor the runtime stores
+    quantized = z if pair.activation_runs_apart else x  # the widest tensor the runtime stores
     ranges = quantized.abs().transpose(0, 1).flatten(1).amax(dim=1)  # a 99.99th percentile chose the same
     options = {'cle': cross_layer_scales(producer_weight, consumer_weight, in_dim)}
     for alpha in ALPHAS:
@@ -214,10 +220,21 @@ def _producer_outputs(net: nn.Module, pairs: Sequence[ConvPair], batch: torch.Te
 
 
 @torch.no_grad()
+def float64_outputs(net: nn.Module, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The network's outputs on the inputs, run in float64 (on a copy)."""
+    double = copy.deepcopy(net).double().eval()
+    return [first_output(double(x.double())) for x in inputs]
+
+
+def largest_difference(expected: Sequence[torch.Tensor], net: nn.Module, inputs: Sequence[torch.Tensor]) -> float:
+    """Largest |net − expected| over the inputs, `net` run in float64."""
+    return max(float((out - ref).abs().max()) for out, ref in zip(float64_outputs(net, inputs), expected,
+                                                                  strict=True))
+
+
 def max_difference(original: nn.Module, rescaled: nn.Module, inputs: Sequence[torch.Tensor]) -> float:
     """Largest |rescaled − original| over the inputs, both run in float64."""
-    a, b = copy.deepcopy(original).double().eval(), copy.deepcopy(rescaled).double().eval()
-    return max(float((first_output(b(x.double())) - first_output(a(x.double()))).abs().max()) for x in inputs)
+    return largest_difference(float64_outputs(original, inputs), rescaled, inputs)
 
 
 def exactness_inputs(num_in_ch: int, calibration: Sequence[np.ndarray]) -> list[torch.Tensor]:
@@ -240,6 +257,7 @@ def equalize(net: nn.Module, calibration: Sequence[np.ndarray], observer: Callab
     produced = _producer_outputs(original, pairs, batch)
     reference = first_output(original(batch))
     checks = exactness_inputs(num_in_ch, calibration)
+    expected = float64_outputs(original, checks)  # once: every pair is checked against the same outputs
     choices = []
     for pair in pairs:
         z = produced[pair.producer]
@@ -249,7 +267,7 @@ def equalize(net: nn.Module, calibration: Sequence[np.ndarray], observer: Callab
                   for name, scales in options.items()}
         method = min(errors, key=lambda name: errors[name][0])
         _apply(rescaled, pair, errors[method][1])
-        diff = max_difference(original, rescaled, checks)
+        diff = largest_difference(expected, rescaled, checks)
         if not diff <= tolerance:
             raise UserError(f'rescaling {pair.producer} -> {pair.consumer} changed the fp32 output by {diff:.3g} '
                             f'(> {tolerance:g}, float64); export with --no-equalize')
@@ -275,11 +293,14 @@ def _widened(conv: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -
 @torch.no_grad()
 def split_prelus(net: nn.Module, tolerance: float = EXACTNESS) -> tuple[nn.Module, int]:
     """A copy of `net` in which every conv → PReLU → conv pair runs with ReLU (`core.reparam.equalize.
-    split_prelu`), and how many pairs were split; the copy is checked in float64 like a rescaling."""
+    split_prelu`), and how many pairs were split; the copy is checked in float64 like a rescaling. A network with
+    no such pair is returned as it is."""
     original = net.float().eval()
     split = copy.deepcopy(original).double()
     num_in_ch = input_channels(original)
-    pairs = [pair for pair in conv_pairs(original, num_in_ch) if pair.activation not in ('relu', 'identity')]
+    pairs = [pair for pair in conv_pairs(original, num_in_ch) if pair.activation_runs_apart]
+    if not pairs:
+        return original, 0
     for pair in pairs:
         producer, consumer = split.get_submodule(pair.producer), split.get_submodule(pair.consumer)
         slopes = split.get_submodule(pair.activation).weight.detach().expand(producer.out_channels)
@@ -289,6 +310,6 @@ def split_prelus(net: nn.Module, tolerance: float = EXACTNESS) -> tuple[nn.Modul
         split.set_submodule(pair.consumer, _widened(consumer, cw, consumer.bias))
         split.set_submodule(pair.activation, nn.ReLU())
     diff = max_difference(original, split, exactness_inputs(num_in_ch, []))
-    if pairs and not diff <= tolerance:
+    if not diff <= tolerance:
         raise UserError(f'splitting the PReLUs changed the fp32 output by {diff:.3g} (> {tolerance:g}, float64)')
     return split.float(), len(pairs)

@@ -79,3 +79,14 @@ def range_for_activation(histogram: torch.Tensor, low: float, high: float,
             if error < best_error:
                 best, best_error = (lo, hi), error
     return best
+
+
+def saturating_activation(kind: str, slopes: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation whose input range `range_for_activation` fits: 'tanh', 'sigmoid', or 'prelu' at the mean of
+    its `slopes` (the range is per tensor, so per-channel slopes are averaged)."""
+    if kind == 'tanh':
+        return torch.tanh
+    if kind == 'sigmoid':
+        return torch.sigmoid
+    slope = float(slopes.detach().mean())
+    return lambda v: torch.where(v > 0, v, slope * v)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.deploy.int8_grid import range_for_activation
+from core.deploy.int8_grid import range_for_activation, saturating_activation
 from core.deploy.optional import require
 from core.reparam.clamp import is_unit_clip
 
@@ -31,7 +31,7 @@ def unit_clip_inputs(model) -> list[str]:
     return names
 
 
-SATURATING = {'Tanh': torch.tanh, 'Sigmoid': torch.sigmoid}
+SATURATING = {'Tanh': 'tanh', 'Sigmoid': 'sigmoid'}
 HISTOGRAM_BINS = 2048  # as torchao's histogram observer, whose ranges LiteRT's path fits the same way
 
 
@@ -45,10 +45,9 @@ def saturating_input_ranges(model, calibration: Sequence[np.ndarray]) -> dict[st
     functions = {}
     for node in model.graph.node:
         if node.op_type in SATURATING:
-            functions[node.input[0]] = SATURATING[node.op_type]
+            functions[node.input[0]] = saturating_activation(SATURATING[node.op_type])
         elif node.op_type == 'PRelu' and node.input[1] in constants:
-            slope = float(np.mean(constants[node.input[1]]))
-            functions[node.input[0]] = lambda v, a=slope: torch.where(v > 0, v, a * v)
+            functions[node.input[0]] = saturating_activation('prelu', torch.from_numpy(constants[node.input[1]]))
     if not functions:
         return {}
     probe = onnx.ModelProto()

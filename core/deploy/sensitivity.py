@@ -69,7 +69,7 @@ def layer_sensitivity(net: nn.Module, calibration: Sequence[np.ndarray], dataroo
         z = captured['conv']
         act = apply_activation(net, pair.activation, z)
         qparams = {'conv': observed_qparams(z, observer), 'activation': observed_qparams(act, observer)}
-        stored_before = pair.activation not in ('relu', 'identity')  # a PReLU runs as its own op: z is stored too
+        stored_before = pair.activation_runs_apart
 
         def quantize_output(_module, _inputs, out, stored_before=stored_before, qparams=qparams):
             return fake_quantize(out, qparams['conv']) if stored_before else out

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.deploy.int8_grid import range_for_activation
+from core.deploy.int8_grid import range_for_activation, saturating_activation
 from core.deploy.onnx_export import NetworkOutput
 from core.deploy.optional import require
 from core.errors import UserError
@@ -110,6 +110,8 @@ def unit_clip_input_observers(graph_module) -> list[str]:
     return names
 
 
+_SATURATING = {torch.ops.aten.tanh.default: 'tanh', torch.ops.aten.sigmoid.default: 'sigmoid',
+               torch.ops.aten.prelu.default: 'prelu'}
 
 
 def _activation_after(graph_module, node) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -118,14 +120,11 @@ def _activation_after(graph_module, node) -> Callable[[torch.Tensor], torch.Tens
     if len(users) != 1 or users[0].op != 'call_function':
         return None
     user = users[0]
-    if user.target is torch.ops.aten.tanh.default:
-        return torch.tanh
-    if user.target is torch.ops.aten.sigmoid.default:
-        return torch.sigmoid
-    if user.target is torch.ops.aten.prelu.default:
-        slopes = _tensor(graph_module, user.args[1])
-        return None if slopes is None else lambda v: torch.where(v > 0, v, float(slopes.detach().mean()) * v)
-    return None
+    kind = _SATURATING.get(user.target)
+    slopes = _tensor(graph_module, user.args[1]) if kind == 'prelu' else None
+    if kind is None or (kind == 'prelu' and slopes is None):
+        return None
+    return saturating_activation(kind, slopes)
 
 
 def fit_ranges_to_activations(graph_module) -> list[str]:
