@@ -11,7 +11,8 @@ from conftest import training_opt, write_edsr_pairs, write_yaml
 from core.checkpoint import load_checkpoint
 from core.deploy.export import check_image, export_model
 from core.deploy.model import build_deployable, load_deploy_model
-from core.deploy.qat import check_qat_options, export_qat_tflite, prepare_qat
+from core.deploy.int8_grid import row_scales
+from core.deploy.qat import check_qat_options, export_qat_tflite, prepare_qat, weight_fake_quantizers
 from core.deploy.runtimes import TFLiteRuntime
 from core.deploy.tflite_export import operator_types
 from core.engine import train_pipeline
@@ -93,6 +94,39 @@ def test_every_deployable_family_trains_with_fake_quantization(arch):
     grads = [p.grad for p in graph.parameters()]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_the_fake_quantized_graph_is_the_int8_model_export_converts():
+    """Weights train on the runtime's step (max|w|/127) and evaluation moves no range, so the trained graph and
+    its conversion compute the same thing (torchao's fused fake-quant used ATen's step, max(−min/128, max/127))."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    model = deployable('ETDSForInference')
+    graph = prepare_qat(model.net)
+    optimizer = torch.optim.Adam(graph.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    graph.train()
+    for _ in range(3):
+        loss = graph(torch.rand(2, 3, 16, 16, generator=generator)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    graph(torch.rand(2, 3, 16, 16, generator=generator))  # the steps observed on the weights as they are now
+    graph.eval()
+    names = weight_fake_quantizers(graph)
+    assert len(names) == 7  # conv_first, 4 backbone convs, conv_last, the clamp's clip conv
+    for name in names:
+        scale = graph.get_submodule(name).scale.clone()
+        weight = graph.get_parameter(next(n for n in graph.graph.nodes if n.target == name).args[0].target)
+        assert torch.allclose(scale, row_scales(weight.detach()), rtol=1e-6), name  # trained on the runtime's step
+    x = torch.rand(1, 3, 20, 18, generator=generator)
+    before = {k: v.clone() for k, v in graph.state_dict().items()}
+    with torch.no_grad():
+        fake = graph(x)
+    assert all(torch.equal(v, graph.state_dict()[k]) for k, v in before.items())  # eval observes nothing
+    with torch.no_grad():
+        converted = convert_pt2e(graph, fold_quantize=False)(x)
+    assert float((converted - fake).abs().max()) < 1e-5
 
 
 def test_sesr_with_relu_is_the_reference_int8_case(tmp_path):
