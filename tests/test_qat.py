@@ -10,8 +10,8 @@ from test_deploy import DEPLOYABLE, deployable
 from conftest import training_opt, write_edsr_pairs, write_yaml
 from core.checkpoint import load_checkpoint
 from core.deploy.export import check_image, export_model
-from core.deploy.model import build_deployable, load_deploy_model
 from core.deploy.int8_grid import row_scales
+from core.deploy.model import build_deployable, load_deploy_model
 from core.deploy.qat import check_qat_options, export_qat_tflite, prepare_qat, weight_fake_quantizers
 from core.deploy.runtimes import TFLiteRuntime
 from core.deploy.tflite_export import operator_types

@@ -82,6 +82,10 @@ def test_a_network_rounded_layer_by_layer_beats_nearest_rounding():
     observer = functools.partial(HistogramObserver, dtype=torch.int8, quant_min=-128, quant_max=127,
                                  qscheme=torch.per_tensor_affine, eps=2**-12)
     model = deployable('ETDSForInference')
+    clip = model.net.get_submodule('conv_clip')  # as converted: the folded clamp, v = ReLU(1 − u)
+    with torch.no_grad():
+        clip.weight.copy_(-torch.eye(clip.out_channels).view_as(clip.weight))
+        clip.bias.fill_(1)
     rng = np.random.default_rng(0)
     smooth = [F.interpolate(torch.from_numpy(rng.random((1, 3, 6, 5), dtype=np.float32)), size=(24, 20),
                             mode='bicubic', align_corners=False).clamp(0, 1).numpy() for _ in range(4)]
@@ -92,6 +96,8 @@ def test_a_network_rounded_layer_by_layer_beats_nearest_rounding():
         if isinstance(conv, torch.nn.Conv2d):  # whole int8 codes on the rows' steps (float32 keeps them to 1e-4)
             codes = conv.weight.detach() / row_scales(conv.weight.detach()).view(-1, 1, 1, 1)
             assert (codes - codes.round()).abs().max() < 1e-4, name
+    # the clamp's −I stays −I: both runtimes read its input on [0, 1]
+    assert torch.equal(rounded.get_submodule('conv_clip').weight, clip.weight)
     nearest = model.net.__class__(**model.args)
     nearest.load_state_dict(model.net.state_dict())
     with torch.no_grad():

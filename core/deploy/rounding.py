@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.deploy.int8_grid import PIXEL_QPARAMS, WEIGHT_LEVELS, fake_quantize, observed_qparams, on_grid, row_scales
+from core.reparam.clamp import is_unit_clip
 
 REFIT_DAMPING = 1e-6  # of the mean diagonal, for the refit's solve: it must stay unbiased (0.001 already shrank
 # the weights and lost 0.3 dB on ETDS x2), unlike GPTQ's, which only orders the rounding
@@ -170,7 +171,8 @@ def round_weights(net: nn.Module, calibration: Sequence[np.ndarray], observer: C
         columns = input_columns(conv, x).double()
         second_moment = columns.T @ columns / columns.shape[0]
         weight = conv.weight.reshape(conv.out_channels, -1)
-        if not is_input:  # pixels are already on their grid: nothing to refit
+        # Pixels are already on their grid; a folded clamp's −I must stay −I (its input is read on [0, 1]).
+        if not is_input and not is_unit_clip(conv.weight, conv.bias):
             exact_columns = input_columns(conv, exact_input).double()  # the same positions (seeded subset)
             weight = refit_to_quantized_inputs(weight, second_moment, exact_columns.T @ columns / columns.shape[0])
         nearest = on_grid(conv.weight)
