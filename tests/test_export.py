@@ -241,16 +241,37 @@ def test_calibration_images_smaller_than_the_patch_are_named_in_one_line(tmp_pat
     assert len(notes) == 1  # images at least as large as the patch: nothing to say
 
 
+def test_onnx_int8_ranges_are_the_ones_gptq_rounded_for(tmp_path):
+    """ORT reads every activation on the grid the histogram observer picks, as LiteRT and GPTQ rounding do."""
+    from core.deploy.int8_grid import observed_qparams
+    from core.deploy.ort_quantization import activation_ranges
+    from core.deploy.ptq import activation_observer
+
+    model = deployable('Plain')
+    export_onnx(model.net, str(tmp_path / 'f.onnx'), 3, {'arch': 'Plain'})
+    graph = onnx.load(str(tmp_path / 'f.onnx'))
+    calibration = _calibration(3, (24, 24))
+    ranges = activation_ranges(graph, calibration)
+    first_relu = next(node.output[0] for node in graph.graph.node if node.op_type == 'Relu')
+    with torch.no_grad():
+        activation = torch.cat([torch.relu(model.net.conv_first(torch.from_numpy(p))).flatten() for p in calibration])
+    scale, zero_point = observed_qparams(activation, activation_observer())
+    assert ranges[first_relu] == pytest.approx(((-128 - zero_point) * scale, (127 - zero_point) * scale), rel=1e-5)
+
+
 def test_onnx_int8_fits_the_range_before_a_tanh_by_the_error_after_it(tmp_path):
-    from core.deploy.ort_quantization import saturating_input_ranges
+    from core.deploy.ort_quantization import activation_ranges
 
     model = deployable('ESPCN')  # conv → tanh → conv → tanh → conv → shuffle → sigmoid
     with torch.no_grad():
         model.net.conv1.weight.mul_(200)  # a pre-tanh tensor far wider than where tanh is not flat
     export_onnx(model.net, str(tmp_path / 'f.onnx'), 3, {'arch': 'ESPCN'})
     calibration = _calibration(3, (24, 24))
-    ranges = saturating_input_ranges(onnx.load(str(tmp_path / 'f.onnx')), calibration)
-    assert len(ranges) == 3  # two tanh inputs and the sigmoid's
+    graph = onnx.load(str(tmp_path / 'f.onnx'))
+    ranges = activation_ranges(graph, calibration)
+    saturating = [node.input[0] for node in graph.graph.node if node.op_type in ('Tanh', 'Sigmoid')]
+    assert len(saturating) == 3  # two tanh inputs and the sigmoid's
+    ranges = {name: ranges[name] for name in saturating}
     with torch.no_grad():
         z = torch.cat([model.net.conv1(torch.from_numpy(patch)) for patch in calibration])
     first = max(ranges.values(), key=lambda r: r[1] - r[0])  # conv1's output: the widest of the three
