@@ -1,8 +1,9 @@
 """Int8 on real trained weights (the official checkpoints in ../shared/checkpoints), through the runtime itself.
 
 The plain quantizer lost 2.26 dB (ETDS_M4C32 x2) and 4.86 dB (ECBSR_ET_M4C16 x2) on Set5 through LiteRT; the
-issue's target is 0.15 dB. These bounds hold what the int8 preparation measured here (0.18 and 0.16 dB) with a
-little room for another CPU's float rounding; skipped where ../shared is absent.
+issue's target is 0.15 dB. These bounds hold what the int8 preparation measured here (0.156 and 0.094 dB: ETDS x2
+is 0.006 dB short of the target) with a little room for another CPU's float rounding; skipped where ../shared is
+absent.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ CHECKPOINTS = SHARED_BENCHMARKS.parent / 'checkpoints'
 SIZE = (120, 120)
 
 
-@pytest.mark.parametrize('name, scale, bound', [('ETDS/ETDS_M4C32_x2.pth', 2, 0.20),
-                                                ('ECBSR/ECBSR_ET_M4C16_x2.pth', 2, 0.20)])
+@pytest.mark.parametrize('name, scale, bound', [('ETDS/ETDS_M4C32_x2.pth', 2, 0.17),
+                                                ('ECBSR/ECBSR_ET_M4C16_x2.pth', 2, 0.12)])
 def test_official_checkpoints_keep_their_quality_in_litert_int8(name, scale, bound, tmp_path: Path):
     checkpoint, set5 = CHECKPOINTS / name, SHARED_BENCHMARKS / 'Set5'
     if not checkpoint.is_file() or not set5.is_dir():
