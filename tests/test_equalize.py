@@ -186,3 +186,42 @@ def test_prelu_networks_split_into_relu_networks_that_compute_the_same(arch):
                    if name in {p.activation for p in conv_pairs(model.net)})
     x = [torch.rand(2, model.num_in_ch, 15, 13, generator=torch.Generator().manual_seed(3))]
     assert max_difference(model.net, split, x) <= 1e-6
+
+
+@pytest.mark.parametrize('activation', [torch.tanh, torch.sigmoid])
+def test_channel_groups_are_exact_in_float64(activation):
+    from core.reparam.equalize import group_channels
+
+    producer, consumer = _conv(6, 3, 3, 0), _conv(5, 6, 3, 1)
+    x = torch.rand(2, 3, 11, 9, dtype=torch.float64) * 4 - 2
+    expected = F.conv2d(activation(F.conv2d(x, *producer, padding=1)), *consumer, padding=1)
+    groups = [torch.tensor([4, 1]), torch.tensor([0]), torch.tensor([5, 2, 3])]
+    parts, new_consumer = group_channels(producer, consumer, groups)
+    assert [p[0].shape[0] for p in parts] == [2, 1, 3]
+    hidden = torch.cat([activation(F.conv2d(x, *part, padding=1)) for part in parts], dim=1)
+    actual = F.conv2d(hidden, *new_consumer, padding=1)
+    assert (actual - expected).abs().max() <= 1e-12 * expected.abs().max()
+    with pytest.raises(ValueError, match='every output channel exactly once'):
+        group_channels(producer, consumer, [torch.tensor([0, 1, 2]), torch.tensor([2, 3, 4, 5])])
+
+
+def test_convs_before_tanh_run_in_channel_groups_of_similar_range():
+    from core.deploy.activation_groups import GROUPS, ChannelGroups, group_saturating_channels
+
+    model = deployable('ESPCN')  # conv1 → tanh → conv2 → tanh → conv3
+    with torch.no_grad():  # channels whose ranges differ a hundredfold, as in the trained ESPCN
+        model.net.conv1.weight.mul_(torch.logspace(-1, 1, model.net.conv1.out_channels).view(-1, 1, 1, 1))
+    patches = _patches(3)
+    grouped, count = group_saturating_channels(model.net, patches)
+    assert count == 2
+    groups = [m for m in grouped.modules() if isinstance(m, ChannelGroups)]
+    assert [len(g.convs) for g in groups] == [GROUPS, GROUPS]
+    assert sum(c.out_channels for c in groups[0].convs) == model.net.conv1.out_channels
+    x = [torch.rand(2, 3, 15, 13, generator=torch.Generator().manual_seed(3)), torch.from_numpy(patches[0])]
+    assert max_difference(model.net, grouped, x) <= 1e-6
+    with torch.no_grad():  # the first group holds the narrowest channels: the ones scaled down most
+        first = groups[0].convs[0].weight.abs().amax(dim=(1, 2, 3)).max()
+        last = groups[0].convs[-1].weight.abs().amax(dim=(1, 2, 3)).min()
+    assert first < last
+    plain = deployable('Plain')
+    assert group_saturating_channels(plain.net, patches) == (plain.net.float(), 0)  # no tanh: as it was

@@ -1,7 +1,9 @@
 """Post-training int8: the float network made ready for the runtime's quantizer, and what each step did.
 
 Two steps, each optional so their effect can be measured (`scripts/export.py --no-equalize`, `--rounding`):
-1. exact transformations (`core.deploy.equalization`), the fp32 function unchanged (checked in float64):
+1. exact transformations (`core.deploy.activation_groups`, `core.deploy.equalization`), the fp32 function
+   unchanged (checked in float64): every conv before tanh or sigmoid runs as channel groups of similar range, each
+   with its own int8 scale;
    every conv → PReLU → conv runs as ReLU on the channels and their negated copies, so no conv output is quantized
    before its activation (and ReLU fuses into the conv); then channels are rescaled across the ReLUs so the
    per-tensor activation scales starve no channel;
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.deploy.activation_groups import GROUPS, group_saturating_channels
 from core.deploy.equalization import PairChoice, equalize, split_prelus
 from core.deploy.optional import require
 from core.deploy.rounding import RoundedLayer, round_weights
@@ -50,12 +53,15 @@ def activation_observer() -> Callable[[], nn.Module]:
 class Int8Preparation:
     net: nn.Module
     prelus_split: int = 0
+    convs_grouped: int = 0  # convs before tanh/sigmoid split into channel groups
     pairs: list[PairChoice] = field(default_factory=list)
     layers: list[RoundedLayer] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the user: what was rescaled and rounded."""
         parts = []
+        if self.convs_grouped:
+            parts.append(f'{self.convs_grouped} convs before tanh/sigmoid run as {GROUPS} channel groups')
         if self.prelus_split:
             parts.append(f'{self.prelus_split} PReLU layers run as ReLU on split channels')
         if self.pairs:
@@ -76,6 +82,7 @@ def prepare_for_int8(net: nn.Module, calibration: Sequence[np.ndarray], equalize
     calibration = working_patches(calibration)
     prepared = Int8Preparation(net.float().eval())
     if equalized:
+        prepared.net, prepared.convs_grouped = group_saturating_channels(prepared.net, calibration)
         prepared.net, prepared.prelus_split = split_prelus(prepared.net)
         # Weights are rounded by GPTQ afterwards, which cancels most of their error: choose the scales by the
         # activations' error alone then (with nearest rounding, by both).

@@ -100,3 +100,18 @@ def split_prelu(producer: Conv, slopes: torch.Tensor, consumer: Conv, consumer_i
     shape[consumer_in_dim] = -1
     copies = -slopes[split].to(consumer_weight).view(shape) * columns
     return producer, (torch.cat([consumer_weight, copies], dim=consumer_in_dim), consumer_bias)
+
+
+def group_channels(producer: Conv, consumer: Conv, groups: list[torch.Tensor],
+                   consumer_in_dim: int = 1) -> tuple[list[Conv], Conv]:
+    """The producer's output channels as separate convs, one per group (any activation then runs on each group
+    apart), and the consumer's input columns reordered to the groups concatenated: exact for any elementwise
+    activation. A runtime quantizes each group's pre-activation tensor with its own scale, which no rescaling can
+    give a channel before tanh or sigmoid (neither commutes with a scale)."""
+    weight, bias = producer
+    order = torch.cat(groups).to(weight.device)
+    if not torch.equal(torch.sort(order).values, torch.arange(weight.shape[0], device=weight.device)):
+        raise ValueError('the groups must hold every output channel exactly once')
+    parts = [(weight[index], bias[index]) for index in groups]
+    consumer_weight, consumer_bias = consumer
+    return parts, (consumer_weight.index_select(consumer_in_dim, order.to(consumer_weight.device)), consumer_bias)
