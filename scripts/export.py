@@ -103,7 +103,8 @@ def main(args: argparse.Namespace) -> None:
     if report.int8_preparation:
         print(f'int8 preparation: {report.int8_preparation}')
     mean = '' if report.mean_abs_diff != report.mean_abs_diff else f' (mean {report.mean_abs_diff:.3g})'
-    print(f'{args.format}: max abs difference from torch fp32 on a real image: {report.max_abs_diff:.3g}{mean}')
+    reference = 'the torch QAT graph' if model.qat_graph is not None and args.format == 'tflite-int8' else 'torch fp32'
+    print(f'{args.format}: max abs difference from {reference} on a real image: {report.max_abs_diff:.3g}{mean}')
     if args.format == 'tflite-int8':
         convs = [op for op in operator_types(args.output) if op.op == 'CONV_2D']
         int8 = sum(op.inputs[:2] == ('INT8', 'INT8') and op.outputs == ('INT8',) for op in convs)

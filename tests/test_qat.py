@@ -73,7 +73,7 @@ def test_qat_resumes_from_a_quantized_state(qat_run):
 def test_qat_exports_real_int8_without_calibration(qat_run, tmp_path):
     _, _, _, experiment = qat_run
     model = load_deploy_model(f'{experiment}/models/net_g_latest.pth')
-    export_model(model, 'tflite-int8', str(tmp_path / 'q.tflite'), size=(12, 14))
+    report = export_model(model, 'tflite-int8', str(tmp_path / 'q.tflite'), size=(12, 14))
     convs = [op for op in operator_types(str(tmp_path / 'q.tflite')) if op.op == 'CONV_2D']
     assert len(convs) == 4 and all(op.inputs == ('INT8', 'INT8', 'INT32') for op in convs)
     x = check_image(3, (12, 14))
@@ -81,6 +81,8 @@ def test_qat_exports_real_int8_without_calibration(qat_run, tmp_path):
         fake = model.qat_graph(torch.from_numpy(x)).numpy()
     real = TFLiteRuntime(str(tmp_path / 'q.tflite'))(x)
     assert np.abs(real - fake).mean() <= 1 / 255  # the file runs what QAT trained, up to int8 rounding order
+    # export checked the file against that graph, not against the float weights alone (which are not the model)
+    assert report.mean_abs_diff == pytest.approx(float(np.abs(real - fake).mean()), abs=1e-7)
 
 
 @pytest.mark.parametrize('arch', sorted(a for a in DEPLOYABLE if a != 'Bicubic'))  # Bicubic has no weights

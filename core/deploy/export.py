@@ -58,9 +58,9 @@ def export_meta(model: DeployModel, fmt: str, radius: int) -> dict:
             'radius': radius, 'format': fmt}
 
 
-def _difference(runtime: Runtime, model: DeployModel, x: np.ndarray) -> tuple[float, float]:
+def _difference(runtime: Runtime, reference: torch.nn.Module, x: np.ndarray) -> tuple[float, float]:
     with torch.inference_mode():
-        expected = model.net(torch.from_numpy(x)).numpy()
+        expected = reference(torch.from_numpy(x)).numpy()
     diff = np.abs(runtime(x) - expected)
     return float(diff.max()), float(diff.mean())
 
@@ -128,7 +128,8 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
                     quantized, quantizer = quantize_pt2e(net, example, calibration)
                     convert_to_tflite(quantized, example, tmp, meta, quantizer)
                 runtime = TFLiteRuntime(tmp)
-            max_diff, mean_diff = _difference(runtime, model, x)
+            # A QAT file runs what the fake-quantized graph trained; its float weights alone are not the model.
+            max_diff, mean_diff = _difference(runtime, model.qat_graph if from_qat else model.net, x)
             runtime_name = runtime.name
         if fmt.endswith('int8'):
             if not mean_diff <= int8_tolerance:
