@@ -3,7 +3,7 @@
 Every activation range is chosen here and handed to `quantize_static` as a tensor override, the same way the
 LiteRT path and GPTQ rounding choose them (a histogram observer), so the weights were rounded for the grids
 ONNX Runtime then uses. Measured on the official ETDS x2 (Set5): ORT's 99.999th-percentile calibration lost
-0.211 dB where this loses 0.195 (ECBSR_ET x2: 0.161 and 0.124); ORT's min–max lost 0.45 dB before GPTQ.
+0.211 dB where this loses 0.207 (ECBSR_ET x2: 0.161 and 0.124); ORT's min–max lost 0.45 dB before GPTQ.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ on the official ETDS x2 through the PT2E graph LiteRT runs: −0.184/−0.208/�
 without it, −0.157/−0.156/−0.158 with it.
 
 The rounded weights lie on the grid the runtime's own per-channel observer will pick (each row keeps its
-largest weight, so its scale is unchanged), so the runtime's rounding reproduces them exactly. Layers are
+largest weight, so the observer finds the step GPTQ rounded to), so the runtime's rounding reproduces them. Layers are
 rounded in order, each on the inputs the already-rounded layers give with activations quantized as the runtime
 will, so each layer also absorbs what came before it.
 """
