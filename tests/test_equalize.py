@@ -209,13 +209,14 @@ def test_convs_before_tanh_run_in_channel_groups_of_similar_range():
     from core.deploy.activation_groups import GROUPS, ChannelGroups, group_saturating_channels
 
     model = deployable('ESPCN')  # conv1 → tanh → conv2 → tanh → conv3
-    with torch.no_grad():  # channels whose ranges differ a hundredfold, as in the trained ESPCN
-        model.net.conv1.weight.mul_(torch.logspace(-1, 1, model.net.conv1.out_channels).view(-1, 1, 1, 1))
+    with torch.no_grad():  # ranges 10⁴-fold apart (the trained ESPCN spans ±275)
+        model.net.conv1.weight.mul_(torch.logspace(-2, 2, model.net.conv1.out_channels).view(-1, 1, 1, 1))
     patches = _patches(3)
     grouped, count = group_saturating_channels(model.net, patches)
-    assert count == 2
+    assert count == 1  # conv2's channels share one range: splitting them would cost time and win nothing
     groups = [m for m in grouped.modules() if isinstance(m, ChannelGroups)]
-    assert [len(g.convs) for g in groups] == [GROUPS, GROUPS]
+    assert [len(g.convs) for g in groups] == [GROUPS]
+    assert isinstance(grouped.get_submodule('conv2'), torch.nn.Conv2d)
     assert sum(c.out_channels for c in groups[0].convs) == model.net.conv1.out_channels
     x = [torch.rand(2, 3, 15, 13, generator=torch.Generator().manual_seed(3)), torch.from_numpy(patches[0])]
     assert max_difference(model.net, grouped, x) <= 1e-6
