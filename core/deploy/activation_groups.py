@@ -3,8 +3,9 @@
 Rescaling (core.deploy.equalization) gives a narrow channel more of its tensor's int8 levels across ReLU, but
 tanh and sigmoid do not commute with a scale. ESPCN's first conv feeds tanh with channels whose useful input
 ranges differ eightfold; one per-tensor scale for all 64 lost 1.13 dB on the official ESPCN x2 (simulated, Set5),
-where a scale per channel would lose 0.05. So each conv → tanh/sigmoid → conv chain runs as GROUPS convs over
-channels of similar range, each with its own activation (and so its own int8 scale), concatenated; the consumer
+where a scale per channel would lose 0.05. So a conv → tanh/sigmoid → conv chain may run as GROUPS convs over
+channels of similar range, each with its own activation (and so its own int8 scale), concatenated, where that
+cuts the chain's int8 error at the network's output WORTH-fold (each group re-reads the conv's input); the consumer
 reads its columns in the concatenated order (`core.reparam.equalize.group_channels`). Four groups lost 0.08 dB
 in the same simulation; the outputs of tanh and sigmoid have fixed int8 scales, so the concatenation adds no
 rounding of its own. The result is checked in float64 like every other transformation here.
