@@ -2,8 +2,8 @@
 
 Two steps, each optional so their effect can be measured (`scripts/export.py --no-equalize`, `--rounding`):
 1. exact transformations (`core.deploy.activation_groups`, `core.deploy.equalization`), the fp32 function
-   unchanged (checked in float64): every conv before tanh or sigmoid runs as channel groups of similar range, each
-   with its own int8 scale;
+   unchanged (checked in float64): a conv before tanh or sigmoid runs as channel groups of similar range, each
+   with its own int8 scale, where that cuts its int8 error fourfold;
    every conv → PReLU → conv runs as ReLU on the channels and their negated copies, so no conv output is quantized
    before its activation (and ReLU fuses into the conv); then channels are rescaled across the ReLUs so the
    per-tensor activation scales starve no channel;
