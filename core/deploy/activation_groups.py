@@ -23,7 +23,7 @@ from torch import nn
 from core.archs.network import first_output
 from core.archs.shared import input_channels
 from core.deploy.equalization import EXACTNESS, exactness_inputs, max_difference
-from core.deploy.int8_grid import fake_quantize, range_for_activation, saturating_activation
+from core.deploy.int8_grid import fake_quantize, fitted_range, qparams_for_range, saturating_activation
 from core.errors import UserError
 from core.reparam.equalize import group_channels
 
@@ -33,7 +33,6 @@ WORTH = 4  # split only where the groups cut the simulated output error at least
 # (not kept). Cost measured side by side in LiteRT: ESPCN x4 with both split ran 2.6x slower than its plain
 # int8 file; the official ESPCN x2 with conv1 split, 2.07x slower (5.72 vs 2.76 ms at 120x120), for 1 dB.
 # --no-equalize gives the fast file back.
-HISTOGRAM_BINS = 2048
 _ACTIVATIONS = {torch.tanh: 'tanh', torch.sigmoid: 'sigmoid'}
 
 
@@ -85,25 +84,15 @@ def _groups_by_range(z: torch.Tensor, activation: str, count: int) -> list[torch
     function = saturating_activation(activation)
     widths = []
     for channel in z.transpose(0, 1).flatten(1):
-        low, high = float(channel.min()), float(channel.max())
-        if not high > low:
-            widths.append(0.0)
-            continue
-        histogram = torch.histc(channel.double(), bins=HISTOGRAM_BINS, min=low, max=high)
-        lo, hi = range_for_activation(histogram, low, high, function)
-        widths.append(hi - lo)
+        fitted = fitted_range(channel, function)
+        widths.append(0.0 if fitted is None else fitted[1] - fitted[0])
     order = torch.argsort(torch.tensor(widths), stable=True)
     return [group for group in torch.tensor_split(order, min(count, len(order))) if len(group)]
 
 
 def _activation_qparams(z: torch.Tensor, activation: str) -> tuple[float, int]:
-    low, high = float(z.min()), float(z.max())
-    if not high > low:
-        return 1.0, 0
-    histogram = torch.histc(z.double(), bins=HISTOGRAM_BINS, min=low, max=high)
-    lo, hi = range_for_activation(histogram, low, high, saturating_activation(activation))
-    scale = (hi - lo) / 255
-    return scale, int(round(-128 - lo / scale))
+    fitted = fitted_range(z, saturating_activation(activation))
+    return (1.0, 0) if fitted is None else qparams_for_range(*fitted)
 
 
 def _output_error(graph: torch.fx.GraphModule, conv: str, members: Sequence[torch.Tensor], activation: str,
@@ -137,10 +126,9 @@ def group_saturating_channels(net: nn.Module, calibration: Sequence[np.ndarray],
     captured: dict[str, torch.Tensor] = {}
     hooks = [traced.get_submodule(conv.target).register_forward_hook(
         lambda _m, _i, out, name=conv.target: captured.__setitem__(name, out)) for conv, _, _ in chains]
-    traced(batch)
+    reference = first_output(traced(batch))
     for hook in hooks:
         hook.remove()
-    reference = first_output(traced(batch))
     worth = []
     for producer, activation_node, consumers in chains:
         z, activation = captured[producer.target], _ACTIVATIONS[activation_node.target]

@@ -15,6 +15,7 @@ from torch import nn
 WEIGHT_LEVELS = 127  # symmetric int8 weights: −127 … 127
 SCALE_FLOOR = 2**-12  # the observers' eps: a row whose largest weight is below 127·eps gets this step
 PIXEL_QPARAMS = (1 / 255, -128)  # the pinned int8 input and output of every exported file (q = u8 − 128)
+HISTOGRAM_BINS = 2048  # as torchao's histogram observer, whose histogram LiteRT's path fits the same way
 RANGE_CANDIDATES = 24  # clipping points tried on each side of a pre-activation histogram
 SUBSAMPLES = 16  # points per histogram bin at which the error is summed
 
@@ -72,13 +73,33 @@ def range_for_activation(histogram: torch.Tensor, low: float, high: float,
         for hi in highs:
             if hi - lo <= 0:
                 continue
-            scale = (hi - lo) / 255
-            zero = round(-128 - lo / scale)
+            scale, zero = qparams_for_range(lo, hi)
             q = (torch.clamp(torch.round(points / scale) + zero, -128, 127) - zero) * scale
             error = float((weights * (activation(q) - exact) ** 2).sum())
             if error < best_error:
                 best, best_error = (lo, hi), error
     return best
+
+
+def qparams_for_range(low: float, high: float) -> tuple[float, int]:
+    """Per-tensor int8 (scale, zero point) that spans [low, high] (low ≤ 0 ≤ high)."""
+    scale = (high - low) / 255
+    return scale, int(round(-128 - low / scale))
+
+
+def range_of_qparams(scale: float, zero_point: int) -> tuple[float, float]:
+    """The real range int8 (−128 … 127) covers with (scale, zero point)."""
+    return (-128 - zero_point) * scale, (127 - zero_point) * scale
+
+
+def fitted_range(values: torch.Tensor,
+                 activation: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, float] | None:
+    """`range_for_activation` on the histogram of these calibration values (None: they are constant)."""
+    low, high = float(values.min()), float(values.max())
+    if not high > low:
+        return None
+    histogram = torch.histc(values.double(), bins=HISTOGRAM_BINS, min=low, max=high)
+    return range_for_activation(histogram, low, high, activation)
 
 
 def saturating_activation(kind: str, slopes: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.deploy.int8_grid import observed_qparams, range_for_activation, saturating_activation
+from core.deploy.int8_grid import fitted_range, observed_qparams, range_of_qparams, saturating_activation
 from core.deploy.optional import require
 from core.deploy.ptq import activation_observer
 from core.reparam.clamp import is_unit_clip
@@ -35,7 +35,6 @@ def unit_clip_inputs(model) -> list[str]:
 
 
 SATURATING = {'Tanh': 'tanh', 'Sigmoid': 'sigmoid'}
-HISTOGRAM_BINS = 2048  # as torchao's histogram observer, whose ranges LiteRT's path fits the same way
 
 
 def activation_ranges(model, calibration: Sequence[np.ndarray]) -> dict[str, tuple[float, float]]:
@@ -69,15 +68,12 @@ def activation_ranges(model, calibration: Sequence[np.ndarray]) -> dict[str, tup
     ranges = {}
     for name, parts in values.items():
         tensor = torch.cat(parts)
-        low, high = float(tensor.min()), float(tensor.max())
-        if not high > low:
+        if not float(tensor.max()) > float(tensor.min()):
             continue
         if name in saturating:
-            histogram = torch.histc(tensor.double(), bins=HISTOGRAM_BINS, min=low, max=high)
-            ranges[name] = range_for_activation(histogram, low, high, saturating[name])
+            ranges[name] = fitted_range(tensor, saturating[name])
         else:
-            scale, zero_point = observed_qparams(tensor, activation_observer())
-            ranges[name] = ((-128 - zero_point) * scale, (127 - zero_point) * scale)
+            ranges[name] = range_of_qparams(*observed_qparams(tensor, activation_observer()))
     return ranges
 
 
@@ -93,10 +89,8 @@ def quantize_onnx_static(float_path: str, output: str, calibration: Sequence[np.
     input_name = model.graph.input[0].name
     # As in the LiteRT path (core.deploy.tflite_export.unit_clip_input_observers): a folded clamp's u is
     # quantized on [0, 1], since the clamp discards what lies above.
-    overrides = {name: [{'rmin': np.float32(0), 'rmax': np.float32(1)}] for name in unit_clip_inputs(model)}
-    ranges = activation_ranges(model, calibration)
-    overrides = {name: [{'rmin': np.float32(low), 'rmax': np.float32(high)}] for name, (low, high) in ranges.items()
-                 if name not in overrides} | overrides
+    ranges = activation_ranges(model, calibration) | {name: (0.0, 1.0) for name in unit_clip_inputs(model)}
+    overrides = {name: [{'rmin': np.float32(low), 'rmax': np.float32(high)}] for name, (low, high) in ranges.items()}
 
     class Patches(quantization.CalibrationDataReader):
         def __init__(self) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.deploy.int8_grid import range_for_activation, saturating_activation
+from core.deploy.int8_grid import qparams_for_range, range_for_activation, saturating_activation
 from core.deploy.onnx_export import NetworkOutput
 from core.deploy.optional import require
 from core.errors import UserError
@@ -139,10 +139,9 @@ def fit_ranges_to_activations(graph_module) -> list[str]:
             continue
         lo, hi = range_for_activation(observer.histogram, float(observer.min_val), float(observer.max_val),
                                       activation)
-        scale = (hi - lo) / 255
+        scale, zero_point = qparams_for_range(lo, hi)
         setattr(graph_module, name, observers.FixedQParamsObserver(
-            scale=scale, zero_point=int(round(-128 - lo / scale)), dtype=torch.int8, quant_min=-128,
-            quant_max=127))
+            scale=scale, zero_point=zero_point, dtype=torch.int8, quant_min=-128, quant_max=127))
         fitted.append(name)
     return fitted
 
