@@ -182,7 +182,7 @@ def test_safetensors_export_rebuilds_every_deployable_family_from_the_file(arch,
 
 
 def test_ranges_before_a_saturating_activation_are_chosen_by_the_error_after_it():
-    from core.deploy.tflite_export import range_for_activation
+    from core.deploy.int8_grid import range_for_activation
 
     # A pre-tanh tensor spread over ±275 (as ESPCN's first conv): tanh is flat beyond ±4, so levels go inside.
     values = torch.cat([torch.randn(200_000, generator=torch.Generator().manual_seed(0)),
@@ -197,7 +197,7 @@ def test_ranges_before_a_saturating_activation_are_chosen_by_the_error_after_it(
 def test_a_folded_clamp_quantizes_its_input_on_the_output_range(tmp_path):
     from core.deploy.onnx_export import NetworkOutput
     from core.deploy.ort_quantization import unit_clip_inputs
-    from core.deploy.tflite_export import litert_quantizer, unit_clip_input_observers
+    from core.deploy.pt2e_calibration import litert_quantizer, unit_clip_input_observers
 
     pt2e = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
     folded = perturb(build_network(tiny_etds()), 0.05).to_deploy('et')
@@ -212,6 +212,48 @@ def test_a_folded_clamp_quantizes_its_input_on_the_output_range(tmp_path):
     assert unit_clip_input_observers(pt2e.prepare_pt2e(graph, litert_quantizer())) == []
     export_onnx(folded, str(tmp_path / 'f.onnx'), 3, {'arch': 'test'})
     assert len(unit_clip_inputs(onnx.load(str(tmp_path / 'f.onnx')))) == 1
+
+
+def test_activation_ranges_chosen_by_the_output_error_lower_the_converted_graphs_error():
+    from core.deploy.onnx_export import NetworkOutput
+    from core.deploy.output_ranges import ranges_summary
+    from core.deploy.ptq import prepare_for_int8
+    from core.deploy.tflite_export import quantize_pt2e
+
+    folded = perturb(build_network(tiny_etds()), 0.05).to_deploy('et').eval()
+    calibration = [np.ascontiguousarray(smooth_image(24, 24, i)[..., ::-1].transpose(2, 0, 1)[None] / 255,
+                                        dtype=np.float32) for i in range(6)]
+    prepared = prepare_for_int8(folded, calibration).net
+    reference = NetworkOutput(prepared)
+    errors = {}
+    for narrow in (False, True):
+        converted, _, choices = quantize_pt2e(prepared, calibration, narrow_ranges=narrow)
+        with torch.no_grad():
+            errors[narrow] = sum(float(((converted(torch.from_numpy(p)) - reference(torch.from_numpy(p))) ** 2).sum())
+                                 for p in calibration)
+    # the three ReLU outputs are searched; the pinned input, clamp input and output are not
+    assert len(choices) == 3 and ranges_summary(choices) == '1 of 3 activation ranges rescaled by the output error'
+    moved = next(choice for choice in choices if choice.after != choice.before)
+    assert moved.after[1] < moved.before[1]
+    assert errors[True] < 0.9 * errors[False], errors  # the simulation the search ran is the converted graph
+
+
+@pytest.mark.parametrize('arch', ['ETDSForInference', 'ECBSRET', 'ABPN_ET', 'ESPCN', 'FSRCNN', 'Plain'])
+def test_onnx_runtime_finds_every_range_the_pt2e_calibration_chose_by_name(arch, tmp_path):
+    """ORT takes the LiteRT path's ranges by tensor name: torch.export's node names must be the ONNX value names,
+    or ORT would fall back to its own histogram ranges. (Where the exporter decomposes an op, it renames it, and
+    that tensor keeps ORT's own range: SESR's add of a repeat_interleave becomes 'add_41'.)"""
+    from core.deploy.pt2e_calibration import calibrated_graph, edge_observers, observed_ranges
+
+    model = deployable(arch)
+    calibration = _calibration(model.num_in_ch, (20, 20), count=2)
+    graph, _, _ = calibrated_graph(model.net.float().eval(), calibration)
+    ranges = observed_ranges(graph)
+    export_onnx(model.net, str(tmp_path / 'f.onnx'), model.num_in_ch, {'arch': arch})
+    values = {name for node in onnx.load(str(tmp_path / 'f.onnx')).graph.node for name in node.output}
+    (network_input,) = [node.all_input_nodes[0].name for node in graph.graph.nodes
+                        if node.target in edge_observers(graph)[0]]
+    assert len(ranges) >= 3 and set(ranges) - values == {network_input}, set(ranges) - values
 
 
 @pytest.mark.parametrize('fmt', ['tflite-int8', 'onnx-int8'])
@@ -243,9 +285,8 @@ def test_calibration_images_smaller_than_the_patch_are_named_in_one_line(tmp_pat
 
 def test_onnx_int8_ranges_are_the_ones_gptq_rounded_for(tmp_path):
     """ORT reads every activation on the grid the histogram observer picks, as LiteRT and GPTQ rounding do."""
-    from core.deploy.int8_grid import observed_qparams
+    from core.deploy.int8_grid import activation_observer, observed_qparams
     from core.deploy.ort_quantization import activation_ranges
-    from core.deploy.ptq import activation_observer
 
     model = deployable('Plain')
     export_onnx(model.net, str(tmp_path / 'f.onnx'), 3, {'arch': 'Plain'})

@@ -23,6 +23,8 @@ from core.deploy.calibration import fit_to_size
 from core.deploy.model import DeployModel
 from core.deploy.onnx_export import export_onnx, onnx_difference
 from core.deploy.ort_quantization import quantize_onnx_static
+from core.deploy.output_ranges import ranges_summary
+from core.deploy.pt2e_calibration import calibrated_graph, observed_ranges
 from core.deploy.ptq import prepare_for_int8
 from core.deploy.qat import export_qat_tflite
 from core.deploy.receptive_field import receptive_radius
@@ -58,9 +60,13 @@ def export_meta(model: DeployModel, fmt: str, radius: int) -> dict:
             'radius': radius, 'format': fmt}
 
 
-def _difference(runtime: Runtime, reference: torch.nn.Module, x: np.ndarray) -> tuple[float, float]:
+def _difference(runtime: Runtime, reference: torch.nn.Module, x: np.ndarray, pixels: bool = False
+                ) -> tuple[float, float]:
+    """Max and mean abs difference; `pixels`: the file's output is pinned to [0, 1] (int8), so is the reference."""
     with torch.inference_mode():
         expected = reference(torch.from_numpy(x)).numpy()
+    if pixels:
+        expected = np.clip(expected, 0, 1)
     diff = np.abs(runtime(x) - expected)
     return float(diff.max()), float(diff.mean())
 
@@ -98,7 +104,7 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
     if fmt == 'safetensors':
         return _export_safetensors(model, output, meta, tolerance)
     limit = tolerance
-    net, preparation = model.net, ''
+    net, preparation, ranges = model.net, '', []
     if fmt.endswith('int8') and not from_qat:
         prepared = prepare_for_int8(model.net, calibration, equalized, rounding)
         net, preparation = prepared.net, prepared.summary()
@@ -115,7 +121,11 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
                 with tempfile.TemporaryDirectory() as folder:
                     float_path = osp.join(folder, 'float.onnx')
                     export_onnx(net, float_path, model.num_in_ch, meta, pixel_shuffle=pixel_shuffle)
-                    quantize_onnx_static(float_path, tmp, calibration, reduce_range=reduce_range)
+                    chosen = None
+                    if equalized:  # the LiteRT path's ranges, by tensor name: one set for both runtimes
+                        graph, _, ranges = calibrated_graph(net, calibration, narrow_ranges=True)
+                        chosen = observed_ranges(graph)
+                    quantize_onnx_static(float_path, tmp, calibration, reduce_range=reduce_range, chosen=chosen)
                 runtime: Runtime = OnnxRuntime(tmp)
             else:
                 x = check_image(model.num_in_ch, size)
@@ -125,11 +135,13 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
                 elif from_qat:
                     export_qat_tflite(model.qat_graph, example, tmp, meta)
                 else:
-                    quantized, quantizer = quantize_pt2e(net, example, calibration)
+                    quantized, quantizer, ranges = quantize_pt2e(net, calibration, narrow_ranges=equalized)
                     convert_to_tflite(quantized, example, tmp, meta, quantizer)
                 runtime = TFLiteRuntime(tmp)
+            preparation = '; '.join(filter(None, [preparation, ranges_summary(ranges)]))
             # A QAT file runs what the fake-quantized graph trained; its float weights alone are not the model.
-            max_diff, mean_diff = _difference(runtime, model.qat_graph if from_qat else model.net, x)
+            max_diff, mean_diff = _difference(runtime, model.qat_graph if from_qat else model.net, x,
+                                              pixels=fmt.endswith('int8'))
             runtime_name = runtime.name
         if fmt.endswith('int8'):
             if not mean_diff <= int8_tolerance:

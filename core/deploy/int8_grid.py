@@ -7,10 +7,13 @@ so each simulates the same grid the runtimes use: litert's quantizer and onnxrun
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from core.deploy.optional import require
 
 WEIGHT_LEVELS = 127  # symmetric int8 weights: −127 … 127
 SCALE_FLOOR = 2**-12  # the observers' eps: a row whose largest weight is below 127·eps gets this step
@@ -111,3 +114,11 @@ def saturating_activation(kind: str, slopes: torch.Tensor | None = None) -> Call
         return torch.sigmoid
     slope = float(slopes.detach().mean())
     return lambda v: torch.where(v > 0, v, slope * v)
+
+
+def activation_observer() -> Callable[[], nn.Module]:
+    """The per-tensor observer that stands for the runtimes' activation ranges, as int8 (−128 … 127): LiteRT's
+    quantizer calibrates this histogram; onnxruntime receives the ranges it picks (core.deploy.ort_quantization)."""
+    observers = require('torchao.quantization.pt2e.observer', 'torchao')
+    return functools.partial(observers.HistogramObserver, dtype=torch.int8, quant_min=-128, quant_max=127,
+                             qscheme=torch.per_tensor_affine, eps=2**-12)

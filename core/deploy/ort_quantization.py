@@ -9,21 +9,31 @@ ONNX Runtime then uses. Measured on the official ETDS x2 (Set5): ORT's 99.999th-
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from core.deploy.int8_grid import fitted_range, observed_qparams, range_of_qparams, saturating_activation
+from core.deploy.int8_grid import (
+    activation_observer,
+    fitted_range,
+    observed_qparams,
+    range_of_qparams,
+    saturating_activation,
+)
 from core.deploy.optional import require
-from core.deploy.ptq import activation_observer
 from core.reparam.clamp import is_unit_clip
+
+
+def _constants(model) -> dict[str, np.ndarray]:
+    """The graph's initializers as writable arrays (torch.from_numpy warns on read-only ones)."""
+    numpy_helper = require('onnx.numpy_helper', 'onnx')
+    return {init.name: numpy_helper.to_array(init).copy() for init in model.graph.initializer}
 
 
 def unit_clip_inputs(model) -> list[str]:
     """Inputs of the 1×1 Conv nodes of weight −I and bias 1 (a folded clamp: v = ReLU(1 − u))."""
-    numpy_helper = require('onnx.numpy_helper', 'onnx')
-    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    constants = _constants(model)
     names = []
     for node in model.graph.node:
         if node.op_type != 'Conv' or len(node.input) < 3:
@@ -39,13 +49,12 @@ SATURATING = {'Tanh': 'tanh', 'Sigmoid': 'sigmoid'}
 
 def activation_ranges(model, calibration: Sequence[np.ndarray]) -> dict[str, tuple[float, float]]:
     """The int8 range of every tensor the graph computes, chosen as the LiteRT path and GPTQ rounding choose them
-    (`core.deploy.ptq.activation_observer`, a histogram), so the weights were rounded for the grids ORT then uses.
+    (`core.deploy.int8_grid.activation_observer`, a histogram), so the weights were rounded for the grids ORT then uses.
     Inputs of Tanh, Sigmoid and PRelu nodes get the range that minimises the error after the activation
     (`core.deploy.int8_grid.range_for_activation`): a percentile of ESPCN's ±275 pre-tanh tensor leaves three
     levels where tanh is not flat. The float model runs once with every tensor as an extra output."""
     onnx, ort = require('onnx', 'onnx'), require('onnxruntime', 'onnxruntime')
-    numpy_helper = require('onnx.numpy_helper', 'onnx')
-    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    constants = _constants(model)
     saturating = {}
     for node in model.graph.node:
         if node.op_type in SATURATING:
@@ -78,18 +87,22 @@ def activation_ranges(model, calibration: Sequence[np.ndarray]) -> dict[str, tup
 
 
 def quantize_onnx_static(float_path: str, output: str, calibration: Sequence[np.ndarray],
-                         reduce_range: bool = False) -> None:
+                         reduce_range: bool = False, chosen: Mapping[str, tuple[float, float]] | None = None) -> None:
     """Quantize a float ONNX file (float NCHW input) with calibration patches into `output`.
 
+    `chosen` holds ranges chosen elsewhere by tensor name (`core.deploy.pt2e_calibration.observed_ranges`, the
+    LiteRT path's); they replace this module's histogram ranges for the tensors of those names (an op the ONNX
+    exporter decomposes gets a new name and keeps its histogram range).
     `reduce_range` uses 7-bit weights, which avoids int16 overflow on CPUs without VNNI at a small cost in accuracy.
     """
     quantization = require('onnxruntime.quantization', 'onnxruntime')
     onnx = require('onnx', 'onnx')
     model = onnx.load(float_path)
     input_name = model.graph.input[0].name
-    # As in the LiteRT path (core.deploy.tflite_export.unit_clip_input_observers): a folded clamp's u is
+    # As in the LiteRT path (core.deploy.pt2e_calibration.unit_clip_input_observers): a folded clamp's u is
     # quantized on [0, 1], since the clamp discards what lies above.
     ranges = activation_ranges(model, calibration) | {name: (0.0, 1.0) for name in unit_clip_inputs(model)}
+    ranges |= {name: chosen_range for name, chosen_range in (chosen or {}).items() if name in ranges}
     overrides = {name: [{'rmin': np.float32(low), 'rmax': np.float32(high)}] for name, (low, high) in ranges.items()}
 
     class Patches(quantization.CalibrationDataReader):

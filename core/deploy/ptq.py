@@ -14,17 +14,15 @@ The scales are chosen with a histogram observer on activations, as LiteRT's quan
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch import nn
 
 from core.deploy.activation_groups import GROUPS, group_saturating_channels
 from core.deploy.equalization import PairChoice, equalize, split_prelus
-from core.deploy.optional import require
+from core.deploy.int8_grid import activation_observer
 from core.deploy.rounding import RoundedLayer, round_weights
 
 WORKING_SIZE = 128  # calibration patches are centre-cropped to this for choosing scales and rounding: the
@@ -39,14 +37,6 @@ def working_patches(calibration: Sequence[np.ndarray], size: int = WORKING_SIZE)
         top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
         patches.append(np.ascontiguousarray(patch[..., top:top + size, left:left + size]))
     return patches
-
-
-def activation_observer() -> Callable[[], nn.Module]:
-    """The per-tensor observer that stands for the runtimes' activation ranges, as int8 (−128 … 127): LiteRT's
-    quantizer calibrates this histogram; onnxruntime's percentile calibration (ort_quantization) clips alike."""
-    observers = require('torchao.quantization.pt2e.observer', 'torchao')
-    return functools.partial(observers.HistogramObserver, dtype=torch.int8, quant_min=-128, quant_max=127,
-                             qscheme=torch.per_tensor_affine, eps=2**-12)
 
 
 @dataclass

@@ -34,7 +34,8 @@ from torch import nn
 
 from core.archs.shared import input_channels
 from core.deploy.optional import require
-from core.deploy.tflite_export import convert_to_tflite, edge_observers, litert_quantizer
+from core.deploy.pt2e_calibration import edge_observers, litert_quantizer
+from core.deploy.tflite_export import convert_to_tflite
 from core.errors import UserError
 
 QAT_DEFAULTS = {'weight_bits': 8, 'act_bits': 8, 'start_iter': 0}
@@ -66,7 +67,7 @@ def rescaled_for_qat(net: nn.Module, batch: torch.Tensor) -> tuple[nn.Module, st
     fine-tuning starts where post-training int8 is best. Shapes are kept (a PReLU is not split), so a QAT
     checkpoint still rebuilds from its arch and args."""
     from core.deploy.equalization import equalize
-    from core.deploy.ptq import activation_observer
+    from core.deploy.int8_grid import activation_observer
 
     patches = [sample[None].detach().float().cpu().numpy() for sample in batch]
     device = next(iter([*net.parameters(), torch.empty(0)])).device

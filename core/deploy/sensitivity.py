@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from core.deploy.equalization import apply_activation, conv_pairs
-from core.deploy.int8_grid import fake_quantize, observed_qparams, on_grid
-from core.deploy.ptq import activation_observer, working_patches
+from core.deploy.int8_grid import activation_observer, fake_quantize, observed_qparams, on_grid
+from core.deploy.ptq import working_patches
 from core.evaluation import y_psnr
 
 
