@@ -15,14 +15,6 @@ import argparse
 import os
 from os import path as osp
 
-import yaml
-
-import core  # noqa: F401  (registers everything into basicsr)
-from core.converters import convert_checkpoint
-from core.data.demo_data import build_demo_data, demo_data_ready
-from core.engine import evaluate_pipeline, train_pipeline
-from core.errors import UserError, run_cli
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 TRAIN_OPT = 'configs/train/demo/ETDS_M4C32_x4_demo.yml'
@@ -41,6 +33,10 @@ def evaluate(opt: str, benchmark: str | None, root: str = ROOT) -> tuple[dict[st
 
     Each evaluation has its own run name: basicsr archives a results folder whose name is reused.
     """
+    import yaml
+
+    from core.engine import evaluate_pipeline
+
     with open(opt) as handle:
         run_name = yaml.safe_load(handle)['name']
     results = evaluate_pipeline(root, ['-opt', opt])
@@ -62,6 +58,7 @@ def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
     from core.deploy.receptive_field import receptive_radius
     from core.deploy.runtimes import open_runtime
     from core.deploy.upscaling import compare_strip, upscale_picture
+    from core.engine import train_pipeline
     from core.evaluation import y_psnr
 
     fp32 = load_deploy_model(PLAIN_CKPT)
@@ -99,16 +96,26 @@ def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
     print(f'\nExported to {DEPLOY_DIR}/; bicubic | QAT int8 TFLite | ground truth: {strip}')
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iters', type=int, default=None, help='training iterations (default: the YAML, 1000)')
     parser.add_argument('--benchmark', default=None, help='also evaluate on this benchmark folder, e.g. Set5')
     parser.add_argument('--qat-iters', type=int, default=None, help='QAT fine-tune iterations (default: the YAML, 150)')
     parser.add_argument('--no-deploy', action='store_true', help='stop after the float model (no export, no QAT)')
-    args = parser.parse_args()
-    os.chdir(ROOT)  # the YAMLs name datasets/ and experiments/ relative to the repository
+    args = parser.parse_args(argv)
     if args.benchmark and not osp.isdir(args.benchmark):
-        raise UserError(f'--benchmark {args.benchmark} is not a folder; pass e.g. datasets/benchmark/Set5')
+        parser.error(f'--benchmark {args.benchmark} is not a folder; pass e.g. datasets/benchmark/Set5')
+    args.benchmark = args.benchmark and osp.abspath(args.benchmark)  # the demo runs from the repository root
+    return args
+
+
+def main(args: argparse.Namespace) -> None:
+    import core  # noqa: F401  (registers everything into basicsr)
+    from core.converters import convert_checkpoint
+    from core.data.demo_data import build_demo_data, demo_data_ready
+    from core.engine import train_pipeline
+
+    os.chdir(ROOT)  # the YAMLs name datasets/ and experiments/ relative to the repository
     if not demo_data_ready():
         build_demo_data()
     train_argv = ['-opt', TRAIN_OPT]
@@ -134,4 +141,7 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    arguments = parse_args()
+    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
+
+    run_cli(lambda: main(arguments))

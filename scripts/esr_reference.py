@@ -11,8 +11,6 @@ Unpickling runs code named in the file, so this reads it with an unpickler that 
 import argparse
 import pickle
 
-from core.errors import UserError, run_cli
-
 REFERENCE_IDS = ('Bicubic_s2', 'eSR-MAX_s2_K3_C1', 'eSR-TM_s2_K7_C16', 'eSR-TR_s2_K7_C16', 'eSR-CNN_s2_C8_D9_S15')
 _NUMPY_SCALAR = {('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar')}
 
@@ -28,6 +26,8 @@ class _ValuesOnlyUnpickler(pickle.Unpickler):
 
 def read_results(path: str) -> dict[str, dict[str, float]]:
     """The authors' {model_id: {metric: value}} dict, read without running anything from the file."""
+    from core.errors import UserError
+
     try:
         with open(path, 'rb') as handle:
             results = _ValuesOnlyUnpickler(handle).load()
@@ -58,14 +58,20 @@ def table(results: dict[str, dict[str, float]], ids: list[str], dataset: str) ->
     return lines
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--results', required=True, help="the authors' data/tests.pkl")
     parser.add_argument('--ids', nargs='+', default=list(REFERENCE_IDS), help='model ids (default: the reference ids)')
     parser.add_argument('--dataset', default='Set5', help='Set5, Set14, BSDS100, Urban100 or Manga109')
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> None:
     print('\n'.join(table(read_results(args.results), args.ids, args.dataset)))
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    arguments = parse_args()
+    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
+
+    run_cli(lambda: main(arguments))

@@ -2,20 +2,25 @@
 
 import argparse
 
-import core  # noqa: F401  (registers everything into basicsr)
-from core.data.demo_data import build_demo_data
-from core.errors import run_cli
 
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--root', default='datasets/demo', help='output folder (default: datasets/demo)')
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4])
     parser.add_argument('--overwrite', action='store_true', help='replace an existing folder')
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> None:
+    import core  # noqa: F401  (registers everything into basicsr)
+    from core.data.demo_data import build_demo_data
+
     root = build_demo_data(args.root, args.scales, overwrite=args.overwrite)
     print(f'demo data written to {root} (train/ and held-out val/, EDSR layout)')
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    arguments = parse_args()
+    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
+
+    run_cli(lambda: main(arguments))

@@ -11,14 +11,8 @@ Params, MACs, ONNX size and Y-PSNR are printed before and after; the output load
 import argparse
 from os import path as osp
 
-import core  # noqa: F401  (registers everything into basicsr)
-from core.checkpoint import save_checkpoint
-from core.cli import refuse_overwriting_input
-from core.errors import UserError, run_cli
-from core.vdsr_tools import fine_tune, load_vdsr, prune_vdsr, size_report
 
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--input', required=True)
     parser.add_argument('--output', required=True)
@@ -30,9 +24,18 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--lr', type=float, default=0.01)
     parser.add_argument('--theta', type=float, default=0.4)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not 0 < args.sparsity < 1:
-        raise UserError(f'--sparsity must be between 0 and 1, got {args.sparsity}')
+        parser.error(f'--sparsity must be between 0 and 1, got {args.sparsity}')
+    return args
+
+
+def main(args: argparse.Namespace) -> None:
+    import core  # noqa: F401  (registers everything into basicsr)
+    from core.checkpoint import save_checkpoint
+    from core.cli import refuse_overwriting_input
+    from core.vdsr_tools import fine_tune, load_vdsr, prune_vdsr, size_report
+
     refuse_overwriting_input(args.input, args.output)
     net = load_vdsr(args.input, args.scale)
     before = size_report(net, args.eval_data, args.scale)
@@ -54,4 +57,7 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    arguments = parse_args()
+    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
+
+    run_cli(lambda: main(arguments))

@@ -11,14 +11,8 @@ running the command again continues it up to --trials finished trials.
 import argparse
 from os import path as osp
 
-import optuna
 
-import core  # noqa: F401  (registers everything into basicsr)
-from core.errors import UserError, run_cli
-from core.vdsr_tools import run_search
-
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--train-data', required=True, help='folder of HR images')
     parser.add_argument('--storage', default='experiments/vdsr_tpe/study.db', help='SQLite file (resumable)')
@@ -26,9 +20,18 @@ def main() -> None:
     parser.add_argument('--iters', type=int, default=200, help='training steps per trial')
     parser.add_argument('--widths', type=int, nargs='+', default=None, help='VDSR hidden widths (default 19 × 64)')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not osp.isdir(args.train_data):
-        raise UserError(f'--train-data {args.train_data} is not a folder of HR images')
+        parser.error(f'--train-data {args.train_data} is not a folder of HR images')
+    return args
+
+
+def main(args: argparse.Namespace) -> None:
+    import optuna
+
+    import core  # noqa: F401  (registers everything into basicsr)
+    from core.vdsr_tools import run_search
+
     optuna.logging.set_verbosity(optuna.logging.INFO)  # one line per finished trial
     study = run_search(args.train_data, args.storage, args.trials, args.iters, args.widths, args.seed)
     best = study.best_trial
@@ -36,4 +39,7 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    arguments = parse_args()
+    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
+
+    run_cli(lambda: main(arguments))

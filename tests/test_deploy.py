@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -192,20 +190,6 @@ def test_upscale_cli_refuses_in_one_line(tmp_path, extra, message):
     assert result.returncode == 2
     assert message in result.stderr.strip().splitlines()[-1] and 'Traceback' not in result.stderr
     assert not (tmp_path / 'o').exists()
-
-
-@pytest.mark.parametrize('script', ['scripts/upscale.py', 'scripts/export.py', 'scripts/benchmark_models.py',
-                                    'scripts/quantization_report.py', 'scripts/benchmark_upscale.py'])
-def test_help_and_argument_errors_come_before_torch(script):
-    probe = ('import runpy, sys\n'
-             f'sys.argv = [{script!r}, "--help"]\n'
-             'try:\n'
-             f'    runpy.run_path({str(Path(__file__).resolve().parents[1] / script)!r}, run_name="__main__")\n'
-             'except SystemExit:\n'
-             '    pass\n'
-             'print("torch imported" if "torch" in sys.modules else "torch not imported")\n')
-    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip().endswith('torch not imported') and 'usage:' in result.stdout
 
 
 def test_upscale_backends_show_the_same_image(tmp_path):

@@ -10,6 +10,8 @@ import contextlib
 import os
 import shutil
 from collections.abc import Iterator
+from functools import partial
+from multiprocessing import Pool
 from os import path as osp
 
 import cv2
@@ -18,7 +20,9 @@ from basicsr.data.transforms import mod_crop
 from basicsr.utils.lmdb_util import LmdbMaker
 from basicsr.utils.matlab_functions import imresize
 from PIL import Image
+from tqdm import tqdm
 
+from core.data.layouts import image_files
 from core.errors import UserError
 
 # How sub-images are stored. PNG is compact; BMP is uncompressed, so the training loader skips decoding (a 480²
@@ -108,3 +112,63 @@ def staged_folder(final: str, overwrite: bool = False) -> Iterator[str]:
     if osp.exists(final):
         shutil.rmtree(final)
     os.replace(staging, final)
+
+
+def write_subimages(path: str, hr_dir: str, lr_dirs: dict[int, str], crop: int, step: int, thresh: int,
+                  fmt: str = 'png') -> list[tuple[str, tuple[int, ...]]]:
+    """Cut one HR image into sub-images and write each with its LR versions; returns meta-info entries."""
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise UserError(f'cannot read {path} as an image')
+    stem = osp.splitext(osp.basename(path))[0]
+    entries = []
+    for k, tile in enumerate(extract_subimages(as_bgr(img), crop, step, thresh), start=1):
+        name = f'{stem}_s{k:03d}.{fmt}'
+        write_image(osp.join(hr_dir, name), tile)
+        for scale, lr_dir in lr_dirs.items():
+            write_image(osp.join(lr_dir, name), bicubic_downscale(tile, scale))
+        entries.append((name, tile.shape))
+    return entries
+
+
+def prepare_div2k(input_dir: str, output_dir: str, scales: list[int], crop: int, step: int, thresh: int, workers: int,
+            make_lmdb: bool, overwrite: bool, fmt: str = 'png') -> list[str]:
+    """HR and LR sub-images, meta-info and (optionally) lmdb of a DIV2K HR folder (scripts/prepare_div2k.py);
+    returns the paths it wrote."""
+    if fmt not in SUBIMAGE_FORMATS:
+        raise UserError(f"--format {fmt} is not one of {', '.join(SUBIMAGE_FORMATS)}")
+    if not osp.isdir(input_dir):
+        raise UserError(f'--input {input_dir} is not a folder; point it at the extracted DIV2K_train_HR')
+    bad = [s for s in scales if crop % s]
+    if bad:
+        raise UserError(f'--crop-size {crop} is not divisible by scale(s) {bad}; use a multiple of 12 such as 480')
+    images = image_files(input_dir)
+    if not images:
+        raise UserError(f'no images in {input_dir}')
+    hr_final = osp.join(output_dir, 'DIV2K_train_HR_sub')
+    lr_root_final = osp.join(output_dir, 'DIV2K_train_LR_bicubic_sub')
+    meta_file = osp.join(output_dir, 'meta_info_DIV2K_sub.txt')
+    written = [hr_final, lr_root_final, meta_file]
+    with contextlib.ExitStack() as stack:
+        hr_dir = stack.enter_context(staged_folder(hr_final, overwrite))
+        lr_root = stack.enter_context(staged_folder(lr_root_final, overwrite))
+        lr_dirs = {s: osp.join(lr_root, f'X{s}') for s in scales}
+        for folder in lr_dirs.values():
+            os.makedirs(folder)
+        work = partial(write_subimages, hr_dir=hr_dir, lr_dirs=lr_dirs, crop=crop, step=step, thresh=thresh, fmt=fmt)
+        entries = []
+        with Pool(workers) as pool:
+            for result in tqdm(pool.imap_unordered(work, images), total=len(images), desc='DIV2K', unit='image'):
+                entries += result
+        if not entries:
+            raise UserError(f'every image in {input_dir} is smaller than --crop-size {crop}')
+        if make_lmdb:
+            for folder, name in [(hr_dir, 'DIV2K_train_HR_sub.lmdb')] + [
+                    (lr_dirs[s], f'DIV2K_train_LR_bicubic_X{s}_sub.lmdb') for s in scales]:
+                lmdb_dir = stack.enter_context(staged_folder(osp.join(output_dir, name), overwrite))
+                os.rmdir(lmdb_dir)  # basicsr's writer creates the folder itself
+                build_lmdb(folder, lmdb_dir)
+                written.append(osp.join(output_dir, name))
+    write_meta_info(meta_file + '.partial', entries)
+    os.replace(meta_file + '.partial', meta_file)
+    return written
