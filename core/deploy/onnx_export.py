@@ -22,7 +22,6 @@ from core.deploy.runtimes import ONNX_META_KEY, OnnxRuntime
 from core.errors import UserError
 
 OPSET = 18
-PIXEL_SHUFFLE_LOWERINGS = ('depth-to-space', 'reshape')
 
 
 class NetworkOutput(nn.Module):

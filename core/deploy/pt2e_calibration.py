@@ -19,7 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.deploy.int8_grid import qparams_for_range, range_for_activation, range_of_qparams, saturating_activation
+from core.deploy.int8_grid import (
+    PIXEL_QPARAMS,
+    qparams_for_range,
+    range_for_activation,
+    range_of_qparams,
+    saturating_activation,
+)
 from core.deploy.onnx_export import NetworkOutput
 from core.deploy.optional import require
 from core.deploy.output_ranges import RangeChoice, narrow_ranges_by_output_error
@@ -61,7 +67,7 @@ def pin_pixel_range(graph_module, names: Sequence[str]) -> None:
     observers = require('torchao.quantization.pt2e', 'torchao')
     for name in names:
         setattr(graph_module, name, observers.FixedQParamsObserver(
-            scale=1.0 / 255, zero_point=-128, dtype=torch.int8, quant_min=-128, quant_max=127))
+            scale=PIXEL_QPARAMS[0], zero_point=PIXEL_QPARAMS[1], dtype=torch.int8, quant_min=-128, quant_max=127))
 
 
 def _tensor(graph_module, node) -> torch.Tensor | None:

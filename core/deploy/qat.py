@@ -33,6 +33,7 @@ from basicsr.archs import build_network
 from torch import nn
 
 from core.archs.shared import input_channels
+from core.deploy.int8_grid import PIXEL_QPARAMS
 from core.deploy.optional import require
 from core.deploy.pt2e_calibration import edge_observers, litert_quantizer
 from core.deploy.tflite_export import convert_to_tflite
@@ -57,8 +58,8 @@ def check_qat_options(qat: Mapping) -> dict:
 
 def _fixed_pixel_fake_quant() -> nn.Module:
     pt2e = require('torchao.quantization.pt2e', 'torchao')
-    observer = pt2e.FixedQParamsObserver.with_args(scale=1.0 / 255, zero_point=-128, dtype=torch.int8,
-                                                   quant_min=-128, quant_max=127)
+    observer = pt2e.FixedQParamsObserver.with_args(scale=PIXEL_QPARAMS[0], zero_point=PIXEL_QPARAMS[1],
+                                                   dtype=torch.int8, quant_min=-128, quant_max=127)
     return pt2e.FixedQParamsFakeQuantize(observer=observer)
 
 
