@@ -49,7 +49,7 @@ def main() -> None:
     cli = runpy.run_path(osp.join(ROOT, 'core', 'cli.py'))
     args = cli['run_cli'](lambda: parse_args(cli))
 
-    import core  # noqa: F401  (registers our archs and converters)
+    import core.plugin  # noqa: F401  (registers our archs and converters)
     from core.converters import convert_checkpoint
     from core.errors import run_cli
 

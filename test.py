@@ -1,10 +1,10 @@
 """Evaluate a checkpoint on the datasets of a YAML: python test.py -opt configs/test/ETDS_M4C32_x4.yml"""
 
-import runpy
 from os import path as osp
+
+from core.cli import run_pipeline  # standard library and PyYAML: arguments are checked before torch loads
 
 ROOT = osp.dirname(osp.abspath(__file__))
 
 if __name__ == '__main__':
-    # core/cli.py is read without importing the package, so arguments and the YAML are checked before torch loads
-    runpy.run_path(osp.join(ROOT, 'core', 'cli.py'))['run_pipeline'](ROOT, is_train=False)
+    run_pipeline(ROOT, is_train=False)

@@ -1,12 +1,10 @@
-"""The mobile-SR plugin for basicsr. `import core` registers our archs, models and datasets.
+"""The mobile-SR plugin for basicsr.
 
-The torchvision alias in core.compat must run before basicsr is first imported.
+`import core` is light (no torch): it only installs the torchvision alias basicsr 1.4.2 needs
+(core.torchvision_alias), which takes effect when basicsr is first imported. `import core.plugin` registers
+our archs, models, losses and datasets into basicsr's registries; the entry points do that explicitly.
 """
 
-from core.compat import alias_functional_tensor
+from core.torchvision_alias import install as _install_torchvision_alias
 
-alias_functional_tensor()
-
-from core import archs, converters, data, models  # noqa: E402  (registration order matters)
-
-__all__ = ['archs', 'converters', 'data', 'models']
+_install_torchvision_alias()

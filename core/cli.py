@@ -1,8 +1,8 @@
 """Command-line front ends that answer before torch loads: arguments, the option file, output paths.
 
-Standard library and PyYAML only. The entry scripts load this file by path (`runpy`), so `--help`, a
-missing file, a YAML syntax error or a bad `--force_yml` answer in a fraction of a second; importing
-the package would load torch and basicsr first (`core/__init__` registers the networks).
+Standard library and PyYAML only (`import core` is light), so `--help`, a missing file, a YAML syntax error or a
+bad `--force_yml` answer in a fraction of a second; torch, basicsr and the registration (`core.plugin`) load only
+once the arguments are checked.
 """
 
 from __future__ import annotations
@@ -11,30 +11,13 @@ import argparse
 import contextlib
 import difflib
 import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from os import path as osp
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
-T = TypeVar('T')
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad option, missing data, wrong checkpoint).
-
-    Entry points print it as one line without a traceback, so the message must name the fix.
-    """
-
-
-def run_cli(main: Callable[[], T]) -> T:
-    """Run an entry point; a UserError becomes `error: ...` on stderr and exit status 2."""
-    try:
-        return main()
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(2)
+from core.errors import UserError, run_cli
 
 
 def options_parser(is_train: bool) -> argparse.ArgumentParser:
@@ -72,12 +55,11 @@ def run_pipeline(root: str, is_train: bool) -> None:
     """The body of train.py and test.py: checked arguments first, then torch, basicsr and the pipeline."""
     args = run_cli(lambda: parse_option_args(is_train))
 
-    import core  # noqa: F401  (registers our archs, models and datasets into basicsr)
+    import core.plugin  # noqa: F401  (registers our archs, models and datasets into basicsr)
     from core import engine
-    from core.errors import run_cli as run_with_torch  # the package's UserError, not this file's copy
 
     pipeline = engine.train_pipeline if is_train else engine.evaluate_pipeline
-    run_with_torch(lambda: pipeline(root, args=args))
+    run_cli(lambda: pipeline(root, args=args))
 
 
 def read_options(path: str, overrides: Sequence[str]) -> dict:

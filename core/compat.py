@@ -4,8 +4,8 @@ basicsr 1.4.2 is the last release and is stale in four places. Each fix below is
 tested; nothing in basicsr is patched behind the user's back.
 
 1. `basicsr.data.degradations` imports `torchvision.transforms.functional_tensor`, which torchvision
-   0.17 renamed to `_functional_tensor`. `alias_functional_tensor()` registers the old module name.
-   It must run before the first `import basicsr`, which is why `core/__init__.py` calls it first.
+   0.17 renamed to `_functional_tensor`. core.torchvision_alias (installed by `import core`, torch-free)
+   answers the old name with the renamed module when basicsr asks for it.
 2. `basicsr.train.load_resume_state` maps tensors with `torch.cuda.current_device()`, so resume fails
    on CPU. core.resume.find_resume_point loads on the CPU with `weights_only=True` (the optimizers'
    load_state_dict moves their state to the parameters' device).
@@ -20,7 +20,6 @@ tested; nothing in basicsr is patched behind the user's back.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import os
 import sys
@@ -30,17 +29,6 @@ from os import path as osp
 from typing import Any
 
 import torch
-
-
-def alias_functional_tensor() -> None:
-    """Make `torchvision.transforms.functional_tensor` importable again (renamed in torchvision 0.17)."""
-    name = 'torchvision.transforms.functional_tensor'
-    if name in sys.modules:
-        return
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError:
-        sys.modules[name] = importlib.import_module('torchvision.transforms._functional_tensor')
 
 
 def init_distributed(launcher: str) -> None:

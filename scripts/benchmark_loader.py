@@ -170,7 +170,7 @@ def main() -> None:
     import torch
     import yaml
 
-    import core  # noqa: F401  (registers everything into basicsr)
+    import core.plugin  # noqa: F401  (registers everything into basicsr)
     from core.deploy.benchmarking import cpu_description
 
     cpu = cpu_description()

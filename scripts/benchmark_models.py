@@ -58,7 +58,7 @@ def measure_one(name: str, size: tuple[int, int], rounds: int, threads: int) -> 
     import torch
     import torch._inductor.config as inductor_config
 
-    import core  # noqa: F401
+    import core.plugin  # noqa: F401
     from core.deploy.benchmarking import SPECS, count_macs, gemm_peaks, peak_rss_mb
     from core.deploy.export import check_image, export_model
     from core.deploy.model import build_deployable
@@ -246,7 +246,7 @@ def main() -> None:
         return
     import torch
 
-    import core  # noqa: F401
+    import core.plugin  # noqa: F401
     from core.deploy.benchmarking import SPECS, cpu_description
 
     if args.render:

@@ -98,7 +98,7 @@ def measure(args: argparse.Namespace) -> None:
     import torch
     from torch.nn import functional as F
 
-    import core  # noqa: F401  (registers everything into basicsr)
+    import core.plugin  # noqa: F401  (registers everything into basicsr)
     from core.archs.network import first_output
     from core.deploy.benchmarking import count_macs, cpu_description, gemm_peaks, interleaved_medians
     from core.models.fast_step import AMP_DTYPES, StepOptions, float_outputs

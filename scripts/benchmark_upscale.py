@@ -42,7 +42,7 @@ def main() -> None:
     import torch
     from skimage import data
 
-    import core  # noqa: F401
+    import core.plugin  # noqa: F401
     from core.checkpoint import save_checkpoint
     from core.deploy.benchmarking import cpu_description
     from core.deploy.model import build_deployable

@@ -110,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> None:
-    import core  # noqa: F401  (registers everything into basicsr)
+    import core.plugin  # noqa: F401  (registers everything into basicsr)
     from core.converters import convert_checkpoint
     from core.data.demo_data import build_demo_data, demo_data_ready
     from core.engine import train_pipeline

@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> None:
-    import core  # noqa: F401  (registers the archs and converters; after parsing, so --help is instant)
+    import core.plugin  # noqa: F401  (registers the archs and converters; after parsing, so --help is instant)
     from core.deploy.calibration import calibration_folder_from_yaml, calibration_patches
     from core.deploy.evaluation import compare_on_set
     from core.deploy.export import export_model

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> None:
-    import core  # noqa: F401  (registers everything into basicsr)
+    import core.plugin  # noqa: F401  (registers everything into basicsr)
     from core.checkpoint import save_checkpoint
     from core.cli import refuse_overwriting_input
     from core.vdsr_tools import fine_tune, load_vdsr, prune_vdsr, size_report

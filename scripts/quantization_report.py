@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> None:
-    import core  # noqa: F401
+    import core.plugin  # noqa: F401
     from core.deploy.calibration import calibration_patches
     from core.deploy.evaluation import format_rows, quantization_rows
     from core.deploy.model import load_deploy_model

@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> None:
     import optuna
 
-    import core  # noqa: F401  (registers everything into basicsr)
+    import core.plugin  # noqa: F401  (registers everything into basicsr)
     from core.vdsr_tools import run_search
 
     optuna.logging.set_verbosity(optuna.logging.INFO)  # one line per finished trial

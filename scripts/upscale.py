@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    import core  # noqa: F401  (registers the archs and converters)
+    import core.plugin  # noqa: F401  (registers the archs and converters)
     from core.deploy.images import list_images, picture_to_array, read_picture, write_image
     from core.deploy.tiling import check_tile, fixed_size_tile
     from core.deploy.upscaling import compare_strip, tiles_per_image, upscale_picture

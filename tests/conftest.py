@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-import core  # noqa: F401  (registers everything into basicsr)
+import core.plugin  # noqa: F401  (registers everything into basicsr)
 from core.checkpoint import load_checkpoint
 from core.data.preparation import bicubic_downscale
 

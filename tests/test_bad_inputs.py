@@ -224,9 +224,18 @@ def test_safetensors_round_trip_through_converter_and_test_py(tmp_path, data_roo
     assert result.returncode == 2 and 'writes a .safetensors file; name --output accordingly' in result.stderr
 
 
-HEAVY_MODULES = ('torch', 'numpy', 'cv2', 'optuna', 'basicsr', 'core')
+HEAVY_MODULES = ('torch', 'numpy', 'cv2', 'optuna', 'basicsr')
 ENTRY_POINTS = ['train.py', 'test.py', 'converter.py',
                 *sorted(f'scripts/{path.name}' for path in (REPO / 'scripts').glob('*.py'))]
+
+
+def test_import_core_is_light_and_the_plugin_registers():
+    probe = ('import sys\nimport core\n'
+             f'print(sorted(set({HEAVY_MODULES!r}) & set(sys.modules)))\n'
+             'import core.plugin\nfrom basicsr.utils.registry import ARCH_REGISTRY\n'
+             'print(ARCH_REGISTRY.get("ETDS").__module__)\n')
+    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.stdout.split('\n')[:2] == ['[]', 'core.archs.etds_arch'], result.stdout + result.stderr
 
 
 @pytest.mark.parametrize('entry', ENTRY_POINTS)

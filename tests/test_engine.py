@@ -214,7 +214,7 @@ def test_distributed_training_on_cpu_uses_gloo_and_accepts_local_rank(tmp_path, 
     opt['datasets']['train']['batch_size_per_gpu'] = 1
     path = write_yaml(tmp_path / 'ddp.yml', opt)
     runner = tmp_path / 'run.py'
-    runner.write_text(f'import sys\nsys.path.insert(0, {str(REPO)!r})\nimport core  # noqa\n'
+    runner.write_text(f'import sys\nsys.path.insert(0, {str(REPO)!r})\nimport core.plugin  # noqa\n'
                       f'from core.engine import train_pipeline\ntrain_pipeline({str(tmp_path)!r}, sys.argv[1:])\n')
     result = subprocess.run([sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2',
                              f'--master_port={free_port()}', str(runner), '-opt', path, '--launcher', 'pytorch'],

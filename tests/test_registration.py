@@ -1,11 +1,11 @@
-"""`import core` registers into basicsr's registries without clashing, and bad type names are one-line errors."""
+"""`import core.plugin` registers into basicsr's registries without clashing, and bad type names are one-line errors."""
 
 import importlib
 
 import pytest
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-import core  # noqa: F401
+import core.plugin  # noqa: F401
 from core.errors import UserError
 from core.options import check_registered
 
