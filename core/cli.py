@@ -11,13 +11,29 @@ import argparse
 import contextlib
 import difflib
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from os import path as osp
 from typing import Any
 
 import yaml
 
 from core.errors import UserError, run_cli
+
+
+def image_size(minimum: int = 1) -> Callable[[str], tuple[int, int]]:
+    """An argparse `type` for HEIGHTxWIDTH ('360x640'), each side at least `minimum` pixels."""
+
+    def parse(text: str) -> tuple[int, int]:
+        match = re.fullmatch(r'(\d+)[xX](\d+)', text.strip())
+        if match is None:
+            raise argparse.ArgumentTypeError(f"'{text}' is not HEIGHTxWIDTH, e.g. 360x640")
+        size = int(match[1]), int(match[2])
+        if min(size) < minimum:
+            raise argparse.ArgumentTypeError(f"'{text}' is too small; use at least {minimum}x{minimum}")
+        return size
+
+    return parse
 
 
 def options_parser(is_train: bool) -> argparse.ArgumentParser:

@@ -54,13 +54,13 @@ def make_data(root: str, images: int) -> dict:
     import cv2
 
     from core.data.demo_data import TRAIN_IMAGES, load_bgr
-    from core.data.preparation import write_image
+    from core.data.preparation import write_lossless
 
     sources = osp.join(root, 'sources')
     os.makedirs(sources)
     for i in range(images):
         bgr = load_bgr(TRAIN_IMAGES[i % len(TRAIN_IMAGES)])
-        write_image(osp.join(sources, f'{i:04d}.png'), cv2.resize(bgr, (960, 960), interpolation=cv2.INTER_CUBIC))
+        write_lossless(osp.join(sources, f'{i:04d}.png'), cv2.resize(bgr, (960, 960), interpolation=cv2.INTER_CUBIC))
     script = osp.join(osp.dirname(osp.abspath(__file__)), 'prepare_div2k.py')
     prepared = {}
     for fmt in ('png', 'bmp'):

@@ -19,6 +19,8 @@ import sys
 import tempfile
 from os import path as osp
 
+from core.cli import image_size  # standard library only: --help stays instant
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # 'int8 plain' is the quantizer alone (export.py --no-equalize --rounding nearest), timed beside the prepared int8
 # (PReLUs split, channels rescaled, GPTQ): the preparation changes widths, so its speed is measured, not assumed.
@@ -30,7 +32,7 @@ FP32 = BACKENDS[:5]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--models', nargs='+', default=None, help='names from the table (default: all)')
-    parser.add_argument('--size', default='360x640', help='LR input HEIGHTxWIDTH (default 360x640)')
+    parser.add_argument('--size', type=image_size(8), default='360x640', help='LR input HEIGHTxWIDTH (default 360x640)')
     parser.add_argument('--rounds', type=int, default=5, help='timed rounds after one warm-up (default 5)')
     parser.add_argument('--threads', type=int, default=2, help='threads for every backend (default 2)')
     parser.add_argument('--output-dir', default=osp.join(ROOT, 'docs', 'benchmarks'))
@@ -39,11 +41,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              'table) without measuring')
     parser.add_argument('--one', default=None, help=argparse.SUPPRESS)  # internal: measure one model, print JSON
     args = parser.parse_args(argv)
-    try:
-        args.size = tuple(int(v) for v in args.size.lower().split('x'))
-        assert len(args.size) == 2 and min(args.size) >= 8
-    except (ValueError, AssertionError):
-        parser.error(f"--size '{args.size}' is not HEIGHTxWIDTH of at least 8x8, e.g. 360x640")
     if args.rounds < 1 or args.threads < 1:
         parser.error('--rounds and --threads must be at least 1')
     return args

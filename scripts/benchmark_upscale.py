@@ -16,6 +16,8 @@ import tempfile
 import time
 from os import path as osp
 
+from core.cli import image_size  # standard library only: --help stays instant
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -32,10 +34,11 @@ def run_measured(command: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--size', default='540x960', help='input HEIGHTxWIDTH (default 540x960: 4K out at x4)')
+    parser.add_argument('--size', type=image_size(), default='540x960',
+                        help='input HEIGHTxWIDTH (default 540x960: 4K out at x4)')
     parser.add_argument('--tile', type=int, default=256)
     args = parser.parse_args()
-    height, width = (int(v) for v in args.size.split('x'))
+    height, width = args.size
 
     import cv2
     import numpy as np

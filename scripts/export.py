@@ -14,21 +14,13 @@ from __future__ import annotations
 import argparse
 from os import path as osp
 
+from core.cli import image_size  # standard library only: --help stays instant
+
 # core.deploy.export.FORMATS, repeated here so that --help and argument errors need no torch import
 FORMATS = ('onnx', 'onnx-int8', 'tflite', 'tflite-int8', 'safetensors')
 EXTENSIONS = {'onnx': '.onnx', 'onnx-int8': '.onnx', 'tflite': '.tflite', 'tflite-int8': '.tflite',
               'safetensors': '.safetensors'}
 ORT_CALIBRATION_SIZE = (128, 128)  # ORT keeps every activation of every calibration patch in memory
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not HEIGHTxWIDTH, e.g. 360x640") from None
-    if height < 2 or width < 2:
-        raise argparse.ArgumentTypeError(f'--size {text} is too small; use at least 2x2')
-    return height, width
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--arch', default=None, metavar='TYPE',
                         help='read a raw state_dict as this network (for weights that fit more than one, e.g. '
                              'Plain or ETDSOnlyET)')
-    parser.add_argument('--size', type=parse_size, default=(360, 640),
+    parser.add_argument('--size', type=image_size(2), default=(360, 640),
                         help='TFLite input size HEIGHTxWIDTH in LR pixels (default 360x640)')
     parser.add_argument('--calib', default=None, help='folder of LR images for int8 calibration (default: -opt)')
     parser.add_argument('--calib-count', type=int, default=16, help='calibration patches (default 16)')

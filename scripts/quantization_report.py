@@ -13,7 +13,8 @@ export.py applies (PReLUs split, channels rescaled, weights GPTQ-rounded). Peopl
 from __future__ import annotations
 
 import argparse
-import re
+
+from core.cli import image_size  # standard library only: --help stays instant
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,13 +24,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--eval-data', required=True, help='paired set, EDSR or BasicSR layout')
     parser.add_argument('--calib', required=True, help='folder of LR images for the PTQ calibration')
     parser.add_argument('--calib-count', type=int, default=16)
-    parser.add_argument('--size', default='360x640', help='TFLite input size HEIGHTxWIDTH (default 360x640)')
+    parser.add_argument('--size', type=image_size(), default='360x640',
+                        help='TFLite input size HEIGHTxWIDTH (default 360x640)')
     parser.add_argument('--layers', action='store_true',
                         help='also print the per-layer sensitivity, before and after the int8 preparation')
     args = parser.parse_args(argv)
-    if not re.fullmatch(r'[1-9]\d*x[1-9]\d*', args.size):
-        parser.error(f"--size '{args.size}' is not HEIGHTxWIDTH, e.g. 360x640")
-    args.size = tuple(int(v) for v in args.size.split('x'))
     return args
 
 

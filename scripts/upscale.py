@@ -12,9 +12,10 @@ upscaled bicubically) and 16-bit PNGs keep their kind; 1-channel models run on Y
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from os import path as osp
+
+from core.cli import image_size  # standard library only: --help stays instant
 
 BACKENDS = ('torch', 'onnxruntime', 'tflite')
 FILE_BACKENDS = {'.onnx': 'onnxruntime', '.tflite': 'tflite'}
@@ -36,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--tile', type=int, default=None, help='tile size in LR pixels (default: whole image)')
     parser.add_argument('--tile-pad', type=int, default=None,
                         help="LR pixels of context around each tile (default: the model's receptive-field radius)")
-    parser.add_argument('--size', default='360x640', help='input size of a temporary TFLite export (--backend)')
+    parser.add_argument('--size', type=image_size(), default='360x640',
+                        help='input size of a temporary TFLite export (--backend)')
     parser.add_argument('--compare', action='store_true',
                         help='also write <stem>_compare.png: bicubic | model | ground truth (with --gt)')
     parser.add_argument('--gt', default=None, help='folder of ground-truth images named like the inputs')
@@ -48,8 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error('--tile must be a positive number of LR pixels')
     if args.tile_pad is not None and args.tile_pad < 0:
         parser.error('--tile-pad must be 0 or more')
-    if not re.fullmatch(r'[1-9]\d*x[1-9]\d*', args.size):
-        parser.error(f"--size '{args.size}' is not HEIGHTxWIDTH, e.g. 360x640")
     return args
 
 
@@ -75,8 +75,7 @@ def _runtime_and_radius(args: argparse.Namespace, workdir: str):
 
     fmt = 'onnx' if args.backend == 'onnxruntime' else 'tflite'
     path = osp.join(workdir, f'model.{fmt}')
-    height, width = (int(v) for v in args.size.split('x'))
-    report = export_model(model, fmt, path, size=(height, width))
+    report = export_model(model, fmt, path, size=args.size)
     runtime = OnnxRuntime(path) if fmt == 'onnx' else TFLiteRuntime(path)
     return runtime, radius, f'{model.origin}; exported to {fmt} (max abs difference {report.max_abs_diff:.2g})'
 

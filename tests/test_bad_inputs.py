@@ -229,6 +229,19 @@ ENTRY_POINTS = ['train.py', 'test.py', 'converter.py',
                 *sorted(f'scripts/{path.name}' for path in (REPO / 'scripts').glob('*.py'))]
 
 
+def test_image_size_arguments_are_one_parser():
+    import argparse
+
+    from core.cli import image_size
+
+    assert image_size()('360x640') == (360, 640) and image_size(8)(' 8X9 ') == (8, 9)
+    for text, minimum, message in (('3y4', 1, "'3y4' is not HEIGHTxWIDTH, e.g. 360x640"),
+                                   ('360x', 1, 'is not HEIGHTxWIDTH'),
+                                   ('4x4', 8, "'4x4' is too small; use at least 8x8"), ('0x5', 1, 'use at least 1x1')):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            image_size(minimum)(text)
+
+
 def test_import_core_is_light_and_the_plugin_registers():
     probe = ('import sys\nimport core\n'
              f'print(sorted(set({HEAVY_MODULES!r}) & set(sys.modules)))\n'

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.data.preparation import as_bgr, bicubic_downscale, extract_subimages, staged_folder, write_image
+from core.data.preparation import as_bgr, bicubic_downscale, extract_subimages, staged_folder, write_lossless
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -44,9 +44,9 @@ def load_bgr(name: str) -> np.ndarray:
 
 
 def _write_pairs(root: str, stem: str, hr: np.ndarray, scales: Sequence[int]) -> None:
-    write_image(osp.join(root, 'HR', f'{stem}.png'), hr)
+    write_lossless(osp.join(root, 'HR', f'{stem}.png'), hr)
     for s in scales:
-        write_image(osp.join(root, 'LR_bicubic', f'X{s}', f'{stem}x{s}.png'), bicubic_downscale(hr, s))
+        write_lossless(osp.join(root, 'LR_bicubic', f'X{s}', f'{stem}x{s}.png'), bicubic_downscale(hr, s))
 
 
 def build_demo_data(root: str = 'datasets/demo', scales: Sequence[int] = (2, 3, 4), overwrite: bool = False) -> str:

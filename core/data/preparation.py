@@ -63,7 +63,7 @@ def as_bgr(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def write_image(path: str, img: np.ndarray) -> None:
+def write_lossless(path: str, img: np.ndarray) -> None:
     """Write losslessly in the format the extension names (.png or .bmp)."""
     if not cv2.imwrite(path, img):
         raise UserError(f'could not write {path}; check the output folder is writable')
@@ -124,9 +124,9 @@ def write_subimages(path: str, hr_dir: str, lr_dirs: dict[int, str], crop: int, 
     entries = []
     for k, tile in enumerate(extract_subimages(as_bgr(img), crop, step, thresh), start=1):
         name = f'{stem}_s{k:03d}.{fmt}'
-        write_image(osp.join(hr_dir, name), tile)
+        write_lossless(osp.join(hr_dir, name), tile)
         for scale, lr_dir in lr_dirs.items():
-            write_image(osp.join(lr_dir, name), bicubic_downscale(tile, scale))
+            write_lossless(osp.join(lr_dir, name), bicubic_downscale(tile, scale))
         entries.append((name, tile.shape))
     return entries
 
