@@ -121,4 +121,4 @@ def activation_observer() -> Callable[[], nn.Module]:
     quantizer calibrates this histogram; onnxruntime receives the ranges it picks (core.deploy.ort_quantization)."""
     observers = require('torchao.quantization.pt2e.observer', 'torchao')
     return functools.partial(observers.HistogramObserver, dtype=torch.int8, quant_min=-128, quant_max=127,
-                             qscheme=torch.per_tensor_affine, eps=2**-12)
+                             qscheme=torch.per_tensor_affine, eps=SCALE_FLOOR)

@@ -22,6 +22,7 @@ from torch import nn
 
 from core.deploy.int8_grid import fake_quantize, on_grid, qparams_for_range, range_of_qparams
 from core.deploy.optional import require
+from core.deploy.pt2e_observers import activation_observers, observer_qparams, weight_observers
 
 RANGE_FACTORS = (0.7, 0.8, 0.9, 1.1, 1.25)  # tried on each calibrated range; the search keeps the best
 
@@ -55,21 +56,6 @@ class _WeightGrid(nn.Module):
         return on_grid(weight, self.axis)
 
 
-def _observers(graph: torch.fx.GraphModule) -> tuple[list[str], list[str]]:
-    """Names of the activation observers (in graph order) and of the weight observers."""
-    activations, weights = [], []
-    for node in graph.graph.nodes:
-        if node.op == 'call_module' and 'activation_post_process' in str(node.target):
-            source = node.all_input_nodes[0] if node.all_input_nodes else None
-            (weights if source is not None and source.op == 'get_attr' else activations).append(node.target)
-    return activations, weights
-
-
-def _qparams(observer: nn.Module) -> tuple[float, int]:
-    scale, zero_point = observer.calculate_qparams()
-    return float(scale), int(zero_point)
-
-
 def narrow_ranges_by_output_error(graph: torch.fx.GraphModule, reference: nn.Module,
                                   calibration: Sequence[np.ndarray]) -> list[RangeChoice]:
     """Rescale each calibrated activation range of a PT2E-prepared `graph` by the factor (`RANGE_FACTORS`, or 1)
@@ -77,8 +63,9 @@ def narrow_ranges_by_output_error(graph: torch.fx.GraphModule, reference: nn.Mod
     patches, one tensor at a time in graph order; fixed ranges (pinned edges, fitted pre-activation ranges) stay.
     The chosen ranges replace the observers as fixed qparams. Returns every range it looked at."""
     pt2e = require('torchao.quantization.pt2e', 'torchao')
-    activations, weights = _observers(graph)
-    qparams = {name: _qparams(getattr(graph, name)) for name in activations}
+    activations = [name for name, _ in activation_observers(graph)]
+    weights = weight_observers(graph)
+    qparams = {name: observer_qparams(getattr(graph, name)) for name in activations}
     free = [name for name in activations if not isinstance(getattr(graph, name), pt2e.FixedQParamsObserver)]
     simulated = copy.deepcopy(graph)
     for name in activations:

@@ -23,12 +23,12 @@ from core.deploy.int8_grid import (
     PIXEL_QPARAMS,
     qparams_for_range,
     range_for_activation,
-    range_of_qparams,
     saturating_activation,
 )
 from core.deploy.onnx_export import NetworkOutput
 from core.deploy.optional import require
 from core.deploy.output_ranges import RangeChoice, narrow_ranges_by_output_error
+from core.deploy.pt2e_observers import activation_observers, observer_of, observer_range
 from core.reparam.clamp import is_unit_clip
 
 SHAPE_ONLY_OPS = {'pixel_shuffle', 'alias', 'slice', 'view', 'reshape', 'permute', 'clone', 'contiguous'}
@@ -41,21 +41,17 @@ def litert_quantizer():
     return quantize.PT2EQuantizer().set_global(config)
 
 
-def _observer_of(node) -> str | None:
-    return node.target if node.op == 'call_module' and 'activation_post_process' in str(node.target) else None
-
-
 def edge_observers(graph_module) -> tuple[list[str], list[str]]:
     """Names of the observers right after the inputs and right before the outputs (through shape-only ops)."""
     inputs, outputs = [], []
     for node in graph_module.graph.nodes:
         if node.op == 'placeholder':
-            inputs += [name for user in node.users if (name := _observer_of(user))]
+            inputs += [name for user in node.users if (name := observer_of(user))]
         if node.op == 'output':
             stack = list(node.all_input_nodes)
             while stack:
                 current = stack.pop()
-                if name := _observer_of(current):
+                if name := observer_of(current):
                     outputs.append(name)
                 elif current.op == 'call_function' and current.target.__name__.split('.')[0] in SHAPE_ONLY_OPS:
                     stack.extend(current.all_input_nodes[:1])
@@ -74,7 +70,7 @@ def _tensor(graph_module, node) -> torch.Tensor | None:
     """The constant a node stands for: a get_attr, or a get_attr seen through its weight observer."""
     if node is None:
         return None
-    if node.op == 'call_module' and _observer_of(node):
+    if node.op == 'call_module' and observer_of(node):
         node = node.all_input_nodes[0]
     return functools.reduce(getattr, node.target.split('.'), graph_module) if node.op == 'get_attr' else None
 
@@ -92,7 +88,7 @@ def unit_clip_input_observers(graph_module) -> list[str]:
         weight = _tensor(graph_module, node.args[1])
         bias = _tensor(graph_module, node.args[2] if len(node.args) > 2 else None)
         source = node.args[0]
-        if weight is not None and is_unit_clip(weight, bias) and (name := _observer_of(source)):
+        if weight is not None and is_unit_clip(weight, bias) and (name := observer_of(source)):
             names.append(name)
     return names
 
@@ -119,7 +115,7 @@ def fit_ranges_to_activations(graph_module) -> list[str]:
     observers = require('torchao.quantization.pt2e', 'torchao')
     fitted = []
     for node in list(graph_module.graph.nodes):
-        name = _observer_of(node)
+        name = observer_of(node)
         activation = _activation_after(graph_module, node) if name else None
         observer = getattr(graph_module, name) if activation else None
         if observer is None or not hasattr(observer, 'histogram') or float(observer.histogram.sum()) == 0:
@@ -154,11 +150,4 @@ def calibrated_graph(net: nn.Module, calibration: Sequence[np.ndarray], narrow_r
 
 def observed_ranges(graph: torch.fx.GraphModule) -> dict[str, tuple[float, float]]:
     """The int8 range of every activation a calibrated graph observes, by the name of the node it observes."""
-    ranges = {}
-    for node in graph.graph.nodes:
-        name = _observer_of(node)
-        source = node.all_input_nodes[0] if name and node.all_input_nodes else None
-        if source is not None and source.op != 'get_attr':
-            scale, zero_point = getattr(graph, name).calculate_qparams()
-            ranges[source.name] = range_of_qparams(float(scale), int(zero_point))
-    return ranges
+    return {source.name: observer_range(getattr(graph, name)) for name, source in activation_observers(graph)}
