@@ -10,6 +10,7 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.11',
     packages=find_packages(include=['core', 'core.*']),
+    package_data={'core': ['training/option_keys.yaml']},
     install_requires=[
         'torch>=2.4',
         'torchvision>=0.19',
@@ -29,6 +30,6 @@ setup(
         # scripts/export.py, scripts/upscale.py --backend, scripts/benchmark_models.py; core.deploy.optional names it
         'export': ['onnxruntime>=1.20', 'onnxscript>=0.5', 'litert-torch>=0.10', 'ai-edge-litert>=2.0',
                    'torchao>=0.14', 'matplotlib>=3.8'],
-        'dev': ['pytest>=8', 'ruff>=0.6'],
+        'dev': ['pytest>=8', 'ruff>=0.6', 'import-linter>=2.10'],
     },
 )

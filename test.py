@@ -2,9 +2,7 @@
 
 from os import path as osp
 
-from core.cli import run_pipeline  # standard library and PyYAML: arguments are checked before torch loads
-
-ROOT = osp.dirname(osp.abspath(__file__))
+from core.cli.test import main
 
 if __name__ == '__main__':
-    run_pipeline(ROOT, is_train=False)
+    main(osp.dirname(osp.abspath(__file__)))

@@ -136,7 +136,7 @@ def data_wait(config: dict, options: dict, steps: int) -> tuple[float, float]:
     from torch.nn import functional as F
 
     from core.data.prefetch import batch_source
-    from core.models.fast_step import float_outputs, step_options
+    from core.training.models.fast_step import float_outputs, step_options
 
     net = build_network(dict(config['network_g'])).train()
     fused = bool(config['train']['optim_g'].get('fused'))

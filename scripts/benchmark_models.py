@@ -19,7 +19,7 @@ import sys
 import tempfile
 from os import path as osp
 
-from core.cli import image_size  # standard library only: --help stays instant
+from core.cli.arguments import image_size  # standard library only: --help stays instant
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # 'int8 plain' is the quantizer alone (export.py --no-equalize --rounding nearest), timed beside the prepared int8
@@ -46,76 +46,96 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def measure_one(name: str, size: tuple[int, int], rounds: int, threads: int) -> dict:
-    """Every backend of one model, in this process: MACs, RSS, export checks, interleaved latency medians."""
+def _torch_runners(net, xt) -> tuple[dict, dict, float]:
+    """Eager, channels_last and compiled (frozen weights) forwards; (runners, outputs, compile seconds)."""
     import copy
     import time
 
-    import numpy as np
     import torch
     import torch._inductor.config as inductor_config
 
-    import core.plugin  # noqa: F401
-    from core.deploy.benchmarking import SPECS, count_macs, gemm_peaks, peak_rss_mb
-    from core.deploy.export import check_image, export_model
-    from core.deploy.model import build_deployable
-    from core.deploy.runtimes import OnnxRuntime, TFLiteRuntime
-    from core.errors import UserError
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)  # the same weights in every run, so export checks and int8 errors are reproducible
-    spec = next(s for s in SPECS if s.name == name)
-    model = build_deployable(spec.arch, spec.args)
-    net = model.net
-    x = check_image(model.num_in_ch, size)
-    xt = torch.from_numpy(x)
-    result = {'name': name, 'arch': spec.arch, 'args': spec.args, 'scale': model.scale, 'psnr': spec.psnr,
-              'psnr_source': spec.psnr_source, 'params': sum(p.numel() for p in net.parameters()),
-              'macs': count_macs(net, xt), 'input': list(size), 'notes': {}}
-    with torch.inference_mode():
-        reference = net(xt).numpy()
-    result['peak_rss_mb'] = peak_rss_mb()  # torch fp32, one whole-frame inference, before any other backend
-
-    runners, outputs = {}, {}
     net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)  # own copies: the exports need `net` as is
     x_cl = xt.to(memory_format=torch.channels_last)
     inductor_config.freezing = True  # constant-fold the weights into the compiled graph (inference only)
     compiled = torch.compile(copy.deepcopy(net))
+    runners, outputs = {}, {}
     with torch.inference_mode():
         runners['torch eager'] = lambda: net(xt)
         runners['torch channels_last'] = lambda: net_cl(x_cl)
         outputs['torch channels_last'] = net_cl(x_cl).numpy()
         start = time.perf_counter()
         outputs['torch compile'] = compiled(xt).numpy()
-        result['compile_seconds'] = time.perf_counter() - start
+        seconds = time.perf_counter() - start
         runners['torch compile'] = lambda: compiled(xt)
+    return runners, outputs, seconds
+
+
+def _exported_runners(model, x, size: tuple[int, int], threads: int, folder: str,
+                      notes: dict) -> tuple[dict, dict]:
+    """Each file format exported into `folder` and run by its runtime; a format that fails leaves a note."""
+    import numpy as np
+
+    from core.deploy.export import check_image, export_model
+    from core.deploy.runtimes import OnnxRuntime, TFLiteRuntime
+    from core.errors import UserError
+
     calibration = [check_image(model.num_in_ch, size)]
     small = [np.ascontiguousarray(x[:, :, :128, :128]), np.ascontiguousarray(x[:, :, -128:, -128:])]
-    with tempfile.TemporaryDirectory() as folder:
-        plain = {'equalized': False, 'rounding': 'nearest'}
-        exports = {'onnxruntime': ('onnx', 'm.onnx', None, {}), 'litert fp32': ('tflite', 'f.tflite', None, {}),
-                   'litert int8': ('tflite-int8', 'q.tflite', calibration, {}),
-                   'litert int8 plain': ('tflite-int8', 'p.tflite', calibration, plain),
-                   'ort int8': ('onnx-int8', 'q.onnx', small, {}),
-                   'ort int8 plain': ('onnx-int8', 'p.onnx', small, plain)}
-        for backend, (fmt, file, calib, int8_options) in exports.items():
-            path = osp.join(folder, file)
-            try:
-                # timing, not shipping: keep every file and record its difference (max_abs_diff in the JSON)
-                export_model(model, fmt, path, size=size, calibration=calib, tolerance=1e-4,
-                             int8_tolerance=float('inf'), **int8_options)
-            except UserError as err:
-                result['notes'][backend] = str(err)
-                continue
-            if fmt.startswith('onnx'):
-                runtime = OnnxRuntime(path)
-                runners[backend] = (lambda r: lambda: r(x))(runtime)
-            else:  # time what the device runs: its own (int8 or float) tensors in and out, no host conversion
-                runtime = TFLiteRuntime(path, threads=threads)
-                runners[backend] = (lambda r, v: lambda: r.invoke(v))(runtime, runtime.to_file_input(x))
-            outputs[backend] = runtime(x)
-        from core.deploy.benchmarking import interleaved_medians
+    plain = {'equalized': False, 'rounding': 'nearest'}
+    exports = {'onnxruntime': ('onnx', 'm.onnx', None, {}), 'litert fp32': ('tflite', 'f.tflite', None, {}),
+               'litert int8': ('tflite-int8', 'q.tflite', calibration, {}),
+               'litert int8 plain': ('tflite-int8', 'p.tflite', calibration, plain),
+               'ort int8': ('onnx-int8', 'q.onnx', small, {}),
+               'ort int8 plain': ('onnx-int8', 'p.onnx', small, plain)}
+    runners, outputs = {}, {}
+    for backend, (fmt, file, calib, int8_options) in exports.items():
+        path = osp.join(folder, file)
+        try:
+            # timing, not shipping: keep every file and record its difference (max_abs_diff in the JSON)
+            export_model(model, fmt, path, size=size, calibration=calib, tolerance=1e-4,
+                         int8_tolerance=float('inf'), **int8_options)
+        except UserError as err:
+            notes[backend] = str(err)
+            continue
+        if fmt.startswith('onnx'):
+            runtime = OnnxRuntime(path)
+            runners[backend] = (lambda r: lambda: r(x))(runtime)
+        else:  # time what the device runs: its own (int8 or float) tensors in and out, no host conversion
+            runtime = TFLiteRuntime(path, threads=threads)
+            runners[backend] = (lambda r, v: lambda: r.invoke(v))(runtime, runtime.to_file_input(x))
+        outputs[backend] = runtime(x)
+    return runners, outputs
 
+
+def measure_one(name: str, size: tuple[int, int], rounds: int, threads: int) -> dict:
+    """Every backend of one model, in this process: MACs, RSS, export checks, interleaved latency medians."""
+    import numpy as np
+    import torch
+
+    import core.plugin  # noqa: F401
+    from core.archs.cost import count_macs
+    from core.deploy.benchmark_specs import SPECS
+    from core.deploy.benchmarking import gemm_peaks, interleaved_medians, peak_rss_mb
+    from core.deploy.export import check_image
+    from core.deploy.model import build_deployable
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)  # the same weights in every run, so export checks and int8 errors are reproducible
+    spec = next(s for s in SPECS if s.name == name)
+    model = build_deployable(spec.arch, spec.args)
+    x = check_image(model.num_in_ch, size)
+    xt = torch.from_numpy(x)
+    result = {'name': name, 'arch': spec.arch, 'args': spec.args, 'scale': model.scale, 'psnr': spec.psnr,
+              'psnr_source': spec.psnr_source, 'params': sum(p.numel() for p in model.net.parameters()),
+              'macs': count_macs(model.net, tuple(xt.shape)), 'input': list(size), 'notes': {}}
+    with torch.inference_mode():
+        reference = model.net(xt).numpy()
+    result['peak_rss_mb'] = peak_rss_mb()  # torch fp32, one whole-frame inference, before any other backend
+    runners, outputs, result['compile_seconds'] = _torch_runners(model.net, xt)
+    with tempfile.TemporaryDirectory() as folder:
+        exported, exported_outputs = _exported_runners(model, x, size, threads, folder, result['notes'])
+        runners |= exported
+        outputs |= exported_outputs
         before = gemm_peaks()
         with torch.inference_mode():
             medians = interleaved_medians(runners, rounds)
@@ -132,7 +152,7 @@ def measure_one(name: str, size: tuple[int, int], rounds: int, threads: int) -> 
 def run_all(args: argparse.Namespace) -> list[dict]:
     from tqdm import tqdm
 
-    from core.deploy.benchmarking import SPECS
+    from core.deploy.benchmark_specs import SPECS
 
     names = args.models or [s.name for s in SPECS]
     unknown = sorted(set(names) - {s.name for s in SPECS})
@@ -224,7 +244,7 @@ def plot(results: list[dict], machine: dict, path: str) -> None:
 
 
 def write_outputs(results: list[dict], machine: dict, output_dir: str) -> str:
-    from core.staging import staged_file
+    from core.io.staging import staged_file
 
     table = markdown_table(results, machine)
     with staged_file(osp.join(output_dir, 'models.json')) as tmp, open(tmp, 'w') as handle:
@@ -244,7 +264,8 @@ def main() -> None:
     import torch
 
     import core.plugin  # noqa: F401
-    from core.deploy.benchmarking import SPECS, cpu_description
+    from core.deploy.benchmark_specs import SPECS
+    from core.deploy.benchmarking import cpu_description
 
     if args.render:
         with open(args.render) as handle:

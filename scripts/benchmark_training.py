@@ -94,19 +94,10 @@ def main() -> None:
         measure(args)
 
 
-def measure(args: argparse.Namespace) -> None:
+def _same_weights(forms: dict[str, Form]) -> tuple[dict, dict[str, str]]:
+    """The networks, each form of a network starting from its first form's weights, and that form's name."""
     import torch
-    from torch.nn import functional as F
 
-    import core.plugin  # noqa: F401  (registers everything into basicsr)
-    from core.archs.network import first_output
-    from core.deploy.benchmarking import count_macs, cpu_description, gemm_peaks, interleaved_medians
-    from core.models.fast_step import AMP_DTYPES, StepOptions, float_outputs
-
-    title, batch, scale, channels, rounds, forms = benchmarks(args.family)
-    if args.no_compile:
-        forms = {name: form for name, form in forms.items() if not form.compile}
-    rounds = args.rounds or rounds
     torch.manual_seed(0)
     nets = {name: form.build().train() for name, form in forms.items()}
     reference = {}  # form name -> the name of the first form of the same network, whose weights it takes
@@ -114,31 +105,41 @@ def measure(args: argparse.Namespace) -> None:
         keys = net.state_dict().keys()
         reference[name] = next(other for other in nets if nets[other].state_dict().keys() == keys)
         net.load_state_dict(nets[reference[name]].state_dict())
-    lq = torch.rand(batch, channels, args.lq_size, args.lq_size)
-    gt = torch.rand(batch, channels, args.lq_size * scale, args.lq_size * scale)
-    device = torch.device('cpu')
+    return nets, reference
+
+
+def _training_step(net, form: Form, lq, gt) -> Callable[[], None]:
+    """IRModel.optimize_parameters, without a model object around it."""
+    import torch
+    from torch.nn import functional as F
+
+    from core.training.models.fast_step import StepOptions, float_outputs
+
+    options = StepOptions(form.compile, form.amp)
+    # as IRModel.get_optimizer builds it: multi-tensor unless fused
+    kind = {'fused': True} if form.fused_adam else {'foreach': True}
+    optimizer = torch.optim.Adam(net.parameters(), lr=5e-4, **kind)
+    forward = torch.compile(net) if form.compile else net
 
     def loss_of(output) -> torch.Tensor:
         if isinstance(output, tuple):  # ETDS: SR and residual image, as ETDSModel weighs them
             return F.l1_loss(output[0], gt) + 0.5 * F.l1_loss(output[1], gt)
         return F.l1_loss(output, gt)
 
-    def make_step(net: torch.nn.Module, form: Form) -> Callable[[], None]:
-        """IRModel.optimize_parameters, without a model object around it."""
-        options = StepOptions(form.compile, form.amp)
-        # as IRModel.get_optimizer builds it: multi-tensor unless fused
-        optimizer = torch.optim.Adam(net.parameters(), lr=5e-4,
-                                     **({'fused': True} if form.fused_adam else {'foreach': True}))
-        forward = torch.compile(net) if form.compile else net
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with options.autocast(torch.device('cpu')):
+            output = forward(lq)
+        loss_of(float_outputs(output)).backward()
+        optimizer.step()
 
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            with options.autocast(device):
-                output = forward(lq)
-            loss_of(float_outputs(output)).backward()
-            optimizer.step()
+    return step
 
-        return step
+
+def _machine_peaks(forms: dict[str, Form]) -> dict:
+    """Print the CPU and its GEMM peaks (fp32, and each autocast dtype the forms use); {amp: FLOP/s}."""
+    from core.deploy.benchmarking import cpu_description, gemm_peaks
+    from core.training.models.fast_step import AMP_DTYPES
 
     cpu = cpu_description()
     print(f"{cpu['model']}, {cpu['threads']} threads; ISA: "
@@ -149,14 +150,34 @@ def measure(args: argparse.Namespace) -> None:
     for amp in sorted({form.amp for form in forms.values()} - {None}):
         peak[amp] = gemm_peaks(dtype=AMP_DTYPES[amp], onnxruntime=False)['torch.mm']
         print(f'{amp} GEMM peak (2048², torch.mm): {peak[amp] / 1e9:.1f} GFLOP/s')
+    return peak
+
+
+def measure(args: argparse.Namespace) -> None:
+    import torch
+
+    import core.plugin  # noqa: F401  (registers everything into basicsr)
+    from core.archs.cost import count_macs
+    from core.archs.network import first_output
+    from core.deploy.benchmarking import interleaved_medians
+    from core.training.models.fast_step import StepOptions
+
+    title, batch, scale, channels, rounds, forms = benchmarks(args.family)
+    if args.no_compile:
+        forms = {name: form for name, form in forms.items() if not form.compile}
+    rounds = args.rounds or rounds
+    nets, reference = _same_weights(forms)
+    lq = torch.rand(batch, channels, args.lq_size, args.lq_size)
+    gt = torch.rand(batch, channels, args.lq_size * scale, args.lq_size * scale)
+    peak = _machine_peaks(forms)
     outputs, macs = {}, {}
     for name, form in forms.items():  # before any step changes the weights
-        with torch.no_grad(), StepOptions(amp=form.amp).autocast(device):
+        with torch.no_grad(), StepOptions(amp=form.amp).autocast(torch.device('cpu')):
             outputs[name] = first_output(nets[name](lq[:2])).float()
-        macs[name] = count_macs(nets[name], lq)
+        macs[name] = count_macs(nets[name], tuple(lq.shape))
     steps, compile_seconds = {}, {}
     for name, form in forms.items():
-        steps[name] = make_step(nets[name], form)
+        steps[name] = _training_step(nets[name], form, lq, gt)
         if form.compile:
             start = time.perf_counter()
             steps[name]()
@@ -167,7 +188,7 @@ def measure(args: argparse.Namespace) -> None:
         rate = 3 * macs[name] * 2 / medians[name]  # FLOP/s of fwd + bwd
         agree = (outputs[name] - outputs[reference[name]]).abs().max().item()
         # the eager forward of the form (autocast included) against its reference; compiled forms are checked by
-        # tests/test_fast_step.py, and a form whose forward is the reference's prints nothing here
+        # tests/training/test_fast_step.py, and a form whose forward is the reference's prints nothing here
         notes = [f'outputs agree to {agree:.1e}'] if agree > 0 else []
         if name in compile_seconds:
             notes.append(f'first step {compile_seconds[name]:.1f} s (compiling)')

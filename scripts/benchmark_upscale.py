@@ -16,7 +16,7 @@ import tempfile
 import time
 from os import path as osp
 
-from core.cli import image_size  # standard library only: --help stays instant
+from core.cli.arguments import image_size  # standard library only: --help stays instant
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -46,9 +46,9 @@ def main() -> None:
     from skimage import data
 
     import core.plugin  # noqa: F401
-    from core.checkpoint import save_checkpoint
     from core.deploy.benchmarking import cpu_description
     from core.deploy.model import build_deployable
+    from core.io.checkpoint import save_checkpoint
 
     machine = cpu_description()
     print(f"CPU: {machine['model']}; " + ', '.join(f'{f}={"yes" if on else "no"}' for f, on in machine['isa'].items()))

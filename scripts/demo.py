@@ -12,8 +12,11 @@
 """
 
 import argparse
+import logging
 import os
 from os import path as osp
+
+from core.errors import run_cli  # standard library only: --help still answers before torch loads
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -35,7 +38,7 @@ def evaluate(opt: str, benchmark: str | None, root: str = ROOT) -> tuple[dict[st
     """
     import yaml
 
-    from core.engine import evaluate_pipeline
+    from core.training.pipelines import evaluate_pipeline
 
     with open(opt) as handle:
         run_name = yaml.safe_load(handle)['name']
@@ -48,19 +51,44 @@ def evaluate(opt: str, benchmark: str | None, root: str = ROOT) -> tuple[dict[st
     return results, osp.join('experiments', 'results', run_name, 'visualization')
 
 
+def _print_shipped_table(fp32, files: dict[str, str], pad: int, sets: list[str]) -> None:
+    """Held-out Y-PSNR of every shipped form, each file run by its own runtime, and its difference from fp32."""
+    from core.deploy.paired_psnr import y_psnr
+    from core.deploy.runtime_comparison import runtime_forward
+    from core.deploy.runtimes import open_runtime
+
+    rows = [('fp32, PyTorch (ETDSForInference)', fp32.net), ('fp32, ONNX Runtime', files['onnx']),
+            ('int8 TFLite, post-training (PTQ)', files['ptq']), ('int8 TFLite, quantization-aware', files['qat'])]
+    names = ['demo_val' if s == VAL_DIR else osp.basename(osp.normpath(s)) for s in sets]
+    table = []
+    for label, what in rows:
+        forward = what if not isinstance(what, str) else runtime_forward(open_runtime(what), pad)
+        table.append((label, [y_psnr(forward, folder, fp32.scale) for folder in sets]))
+    print(f"\n{'shipped as (held-out Y-PSNR, dB)':<36}" + ''.join(f'{n:>12}' for n in names))
+    for i, (label, values) in enumerate(table):
+        deltas = '' if i == 0 else '   (' + ', '.join(
+            f'{v - r:+.3f}' for v, r in zip(values, table[0][1], strict=True)) + ')'
+        print(f"{label:<36}{''.join(f'{v:>12.3f}' for v in values)}{deltas}")
+
+
 def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
     """Export the demo model, quantize it twice (PTQ, QAT), and compare every file on its own runtime."""
     from core.deploy.calibration import calibration_patches
-    from core.deploy.evaluation import runtime_forward
     from core.deploy.export import export_model
     from core.deploy.images import read_picture, write_image
     from core.deploy.model import load_deploy_model
     from core.deploy.receptive_field import receptive_radius
     from core.deploy.runtimes import open_runtime
     from core.deploy.upscaling import compare_strip, upscale_picture
-    from core.engine import train_pipeline
-    from core.evaluation import y_psnr
+    from core.training.pipelines import train_pipeline
 
+    os.makedirs(DEPLOY_DIR, exist_ok=True)
+    notices = logging.FileHandler(osp.join(DEPLOY_DIR, 'export.log'), 'w')  # what TFLite and absl print
+    notices.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+    deploy_logger = logging.getLogger('core.deploy')
+    deploy_logger.setLevel(logging.DEBUG)
+    deploy_logger.propagate = False  # to the file only, whatever handlers a library gave the root logger
+    deploy_logger.addHandler(notices)
     fp32 = load_deploy_model(PLAIN_CKPT)
     pad = receptive_radius(fp32.net, fp32.num_in_ch, fp32.scale)
     calibration = calibration_patches(CALIB_DIR, TFLITE_SIZE, 16, fp32.num_in_ch)
@@ -74,26 +102,17 @@ def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
     qat = load_deploy_model(osp.join(qat_experiment, 'models', 'net_g_latest.pth'))
     export_model(qat, 'tflite-int8', files['qat'], size=TFLITE_SIZE)
 
-    sets = [VAL_DIR] + ([benchmark] if benchmark else [])
-    rows = [('fp32, PyTorch (ETDSForInference)', fp32.net), ('fp32, ONNX Runtime', files['onnx']),
-            ('int8 TFLite, post-training (PTQ)', files['ptq']), ('int8 TFLite, quantization-aware', files['qat'])]
-    names = ['demo_val' if s == VAL_DIR else osp.basename(osp.normpath(s)) for s in sets]
-    table = []
-    for label, what in rows:
-        forward = what if not isinstance(what, str) else runtime_forward(open_runtime(what), pad)
-        table.append((label, [y_psnr(forward, folder, fp32.scale) for folder in sets]))
-    print(f"\n{'shipped as (held-out Y-PSNR, dB)':<36}" + ''.join(f'{n:>12}' for n in names))
-    for i, (label, values) in enumerate(table):
-        deltas = '' if i == 0 else '   (' + ', '.join(
-            f'{v - r:+.3f}' for v, r in zip(values, table[0][1], strict=True)) + ')'
-        print(f"{label:<36}{''.join(f'{v:>12.3f}' for v in values)}{deltas}")
+    _print_shipped_table(fp32, files, pad, [VAL_DIR] + ([benchmark] if benchmark else []))
     lr = osp.join(VAL_DIR, 'LR_bicubic', 'X4', 'chelseax4.png')
     picture = read_picture(lr)
     result = upscale_picture(picture, open_runtime(files['qat']), None, pad)
     strip = osp.join(DEPLOY_DIR, 'chelsea_compare.png')
     write_image(compare_strip(picture, result, 4, osp.join(VAL_DIR, 'HR', 'chelsea.png'), 'QAT int8 TFLite'),
                 strip)
-    print(f'\nExported to {DEPLOY_DIR}/; bicubic | QAT int8 TFLite | ground truth: {strip}')
+    deploy_logger.removeHandler(notices)
+    notices.close()
+    print(f'\nExported to {DEPLOY_DIR}/ (the exporters\' own notices: export.log); bicubic | QAT int8 TFLite | '
+          f'ground truth: {strip}')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -111,9 +130,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> None:
     import core.plugin  # noqa: F401  (registers everything into basicsr)
-    from core.converters import convert_checkpoint
+    from core.convert import convert_checkpoint
     from core.data.demo_data import build_demo_data, demo_data_ready
-    from core.engine import train_pipeline
+    from core.training.pipelines import train_pipeline
 
     os.chdir(ROOT)  # the YAMLs name datasets/ and experiments/ relative to the repository
     if not demo_data_ready():
@@ -142,6 +161,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == '__main__':
     arguments = parse_args()
-    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
-
     run_cli(lambda: main(arguments))

@@ -11,6 +11,8 @@ Unpickling runs code named in the file, so this reads it with an unpickler that 
 import argparse
 import pickle
 
+from core.errors import run_cli  # standard library only: --help still answers before torch loads
+
 REFERENCE_IDS = ('Bicubic_s2', 'eSR-MAX_s2_K3_C1', 'eSR-TM_s2_K7_C16', 'eSR-TR_s2_K7_C16', 'eSR-CNN_s2_C8_D9_S15')
 _NUMPY_SCALAR = {('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar')}
 
@@ -72,6 +74,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == '__main__':
     arguments = parse_args()
-    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
-
     run_cli(lambda: main(arguments))

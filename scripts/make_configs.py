@@ -1,7 +1,7 @@
 """Write the train/test YAMLs of every family, size and scale: python scripts/make_configs.py
 
 Each config is a dict (a shared base plus the family's overrides) written with PyYAML under a header comment.
-The committed files under configs/ are this script's output (tests/test_configs.py checks they match), so a
+The committed files under configs/ are this script's output (tests/training/test_configs.py checks they match), so a
 setting changes in one place.
 """
 

@@ -13,6 +13,8 @@ most of its time (docs/training.md, "Feeding the step").
 import argparse
 import os
 
+from core.errors import run_cli  # standard library only: --help still answers before torch loads
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,6 +43,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == '__main__':
     arguments = parse_args()
-    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
-
     run_cli(lambda: main(arguments))

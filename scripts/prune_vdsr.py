@@ -11,6 +11,8 @@ Params, MACs, ONNX size and Y-PSNR are printed before and after; the output load
 import argparse
 from os import path as osp
 
+from core.errors import run_cli  # standard library only: --help still answers before torch loads
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,9 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> None:
     import core.plugin  # noqa: F401  (registers everything into basicsr)
-    from core.checkpoint import save_checkpoint
-    from core.cli import refuse_overwriting_input
-    from core.vdsr_tools import fine_tune, load_vdsr, prune_vdsr, size_report
+    from core.io.checkpoint import save_checkpoint
+    from core.io.paths import refuse_overwriting_input
+    from core.training.vdsr_pruning import fine_tune, load_vdsr, prune_vdsr, size_report
 
     refuse_overwriting_input(args.input, args.output)
     net = load_vdsr(args.input, args.scale)
@@ -58,6 +60,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == '__main__':
     arguments = parse_args()
-    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
-
     run_cli(lambda: main(arguments))

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli import image_size  # standard library only: --help stays instant
+from core.cli.arguments import image_size  # standard library only: --help stays instant
+from core.errors import run_cli  # standard library only: --help still answers before torch loads
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,8 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> None:
     import core.plugin  # noqa: F401
     from core.deploy.calibration import calibration_patches
-    from core.deploy.evaluation import format_rows, quantization_rows
     from core.deploy.model import load_deploy_model
+    from core.deploy.runtime_comparison import format_rows, quantization_rows
 
     fp32 = load_deploy_model(args.fp32)
     qat = load_deploy_model(args.qat) if args.qat else None
@@ -56,6 +57,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == '__main__':
     parsed = parse_args()
-    from core.errors import run_cli
-
     run_cli(lambda: main(parsed))

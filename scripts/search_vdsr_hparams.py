@@ -11,6 +11,8 @@ running the command again continues it up to --trials finished trials.
 import argparse
 from os import path as osp
 
+from core.errors import run_cli  # standard library only: --help still answers before torch loads
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,7 +32,7 @@ def main(args: argparse.Namespace) -> None:
     import optuna
 
     import core.plugin  # noqa: F401  (registers everything into basicsr)
-    from core.vdsr_tools import run_search
+    from core.training.vdsr_search import run_search
 
     optuna.logging.set_verbosity(optuna.logging.INFO)  # one line per finished trial
     study = run_search(args.train_data, args.storage, args.trials, args.iters, args.widths, args.seed)
@@ -40,6 +42,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == '__main__':
     arguments = parse_args()
-    from core.errors import run_cli  # after parsing: --help and argument errors answer without torch
-
     run_cli(lambda: main(arguments))

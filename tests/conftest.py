@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ import torch
 import yaml
 
 import core.plugin  # noqa: F401  (registers everything into basicsr)
-from core.checkpoint import load_checkpoint
 from core.data.preparation import bicubic_downscale
+from core.deploy.model import deploy_model
+from core.io.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # scripts/ is importable in tests however pytest is started
@@ -134,3 +136,54 @@ def eval_opt(data_root: Path, ckpt: str | None, network: dict | None, name: str 
         opt['network_g'] = network
     return opt
 
+
+def assert_one_line_error(result, *fragments):
+    """Exit 2 and one `error:` line, last on stderr (progress logs may precede it), and no traceback."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert 'Traceback' not in result.stderr
+    assert [line for line in lines if line.startswith('error: ')] == [lines[-1]], result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+# Every deployable form, small; the expected radius is the structural one (sum of the conv half-widths in LR px).
+DEPLOYABLE = {
+    'ETDSForInference': ({'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 4, 'num_block': 4, 'num_feat': 12,
+                          'num_residual_feat': 3}, 6),
+    'ECBSRT': ({'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'num_block': 2, 'num_feat': 8,
+                'act_type': 'prelu'}, 4),
+    'ECBSRET': ({'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 3, 'num_block': 2, 'num_feat': 8}, 4),
+    'ABPN_ET': ({'num_feat': 8, 'num_block': 2, 'scale': 4}, 5),
+    'Plain': ({'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2, 'num_block': 2, 'num_feat': 8}, 4),
+    'SESRInference': ({'num_in_ch': 1, 'num_out_ch': 1, 'upscale': 4, 'm': 3, 'int_features': 8,
+                       'two_step_shuffle': True}, 7),
+    'EdgeSR': ({'model_id': 'eSR-TR_s2_K7_C4'}, 3),
+    'ESPCN': ({'colors': 3, 'upscale': 3}, 4),
+    'FSRCNN': ({'upscale': 2}, 8),
+    'VDSR': ({'upscale': 2, 'widths': [8, 6, 7]}, 4),  # 4 HR convs = 2 LR px, then the bicubic input's 2
+    'Bicubic': ({'upscale': 3}, 2),
+}
+
+
+def deployable(arch: str, seed: int = 0):
+    from basicsr.archs import build_network  # after `core`: see load_by_meta
+
+    args, _ = DEPLOYABLE[arch]
+    net = perturb(build_network({'type': arch, **args}), 0.05, seed) if arch != 'Bicubic' else build_network(
+        {'type': arch, **args})
+    return deploy_model(net, arch, args, 'test')
+
+
+def read_metrics(path: str) -> list[dict]:
+    """The records of a metrics.jsonl (core.io.metrics_log writes one JSON object per line)."""
+    with open(path, encoding='utf-8') as handle:
+        return [json.loads(line) for line in handle if line.strip()]

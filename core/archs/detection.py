@@ -40,6 +40,7 @@ DETECTION_ORDER: tuple[str | tuple[str, ...], ...] = (
     'SESRInference',
     'ESPCN',
     'FSRCNN',
+    'VDSR',
 )
 
 

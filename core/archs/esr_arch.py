@@ -2,7 +2,8 @@
 
 Ids: eSR-MAX_s{S}_K{K}_C{C}, eSR-TM_s{S}_K{K}_C{C}, eSR-TR_s{S}_K{K}_C{C}, eSR-CNN_s{S}_C{C}_D{D}_S{S}.
 The official weights are torch state_dicts named `{model_id}.model` with keys `filter.weight` (MAX/TM/TR)
-or `filter.{0,2,4}` (CNN); `load_esr_checkpoint` builds the right model from the file name alone.
+or `filter.{0,2,4}` (CNN); core.convert.resolver builds the right model from the file name alone
+(`model_id_from_path`, eSR's detection, declared here).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.archs.network import SRNetwork
-from core.checkpoint import load_checkpoint, load_into
 from core.errors import UserError
 
 ONE_LAYER_ID = re.compile(r'eSR-(MAX|TM|TR)_s(\d+)_K(\d+)_C(\d+)')
@@ -129,14 +129,3 @@ def model_id_from_path(path: str) -> str | None:
     """`eSR-TM_s2_K7_C16` from `.../eSR-TM_s2_K7_C16.model` (None for any other file name)."""
     stem = osp.splitext(osp.basename(path))[0]
     return stem if ONE_LAYER_ID.fullmatch(stem) or CNN_ID.fullmatch(stem) else None
-
-
-def load_esr_checkpoint(path: str) -> nn.Module:
-    """An official `{model_id}.model` file as a ready network, with no YAML."""
-    model_id = model_id_from_path(path)
-    if model_id is None:
-        raise UserError(f'{osp.basename(path)} is not named after an eSR model id ({ID_FORMS}, then .model)')
-    net = EdgeSR(model_id)
-    state, _ = load_checkpoint(path)
-    load_into(net, state, source=path)
-    return net.eval()

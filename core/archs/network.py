@@ -3,7 +3,7 @@
 The timm convention (`reparameterize_model`): a training network knows how to fold itself. `to_deploy(kind)`
 returns the deployable network, built from the pure functions in `core.reparam`; `deploy_forms` declares
 which kinds exist, what they are called and what they must reproduce, and the converter registry in
-`core.converters` is read from those declarations. Not a `*_arch.py` file, so the registry scan skips it.
+`core.convert` is read from those declarations. Not a `*_arch.py` file, so the registry scan skips it.
 """
 
 from __future__ import annotations

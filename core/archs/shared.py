@@ -61,7 +61,7 @@ class TrimmedShuffleNet(SRNetwork):
 class BicubicUpsample(SRNetwork):
     """MATLAB bicubic upsampling (imresize) by an integer factor, as a depthwise conv and PixelShuffle.
 
-    Equal to basicsr's `imresize` to float rounding (tests/test_reparam.py), but one conv instead of a Python
+    Equal to basicsr's `imresize` to float rounding (tests/reparam/test_reparam.py), but one conv instead of a Python
     loop over rows: it runs on any device, in any dtype, and exports to ONNX and TFLite.
     """
 

@@ -14,6 +14,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from core.archs.detection import State, count_indexed, raw_layout
 from core.archs.network import SRNetwork
 from core.archs.shared import BicubicUpsample
 from core.errors import UserError
@@ -62,3 +63,12 @@ class VDSR(SRNetwork):
         if self.upscale > 1:
             x = self.upsample(x)
         return self.output(self.residual_layer(F.relu(self.input(x)))) + x
+
+
+@raw_layout('VDSR', required=('input.weight', 'output.weight'))
+def vdsr_args(state: State) -> dict | None:
+    """The widths (uneven after pruning) from the shapes; the upscale is how it is run, not a weight: 1."""
+    middle = count_indexed(state, 'residual_layer.{}.conv.weight')
+    widths = [state['input.weight'].shape[0]] + [state[f'residual_layer.{i}.conv.weight'].shape[0]
+                                                  for i in range(middle)]
+    return {'widths': widths, 'num_channels': state['input.weight'].shape[1]}

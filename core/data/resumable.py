@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,10 @@ from torch.utils.data import DataLoader, Dataset
 from core.errors import UserError
 
 MIN_AUTO_WORKERS, MAX_AUTO_WORKERS = 2, 8  # 8: basicsr's configs' figure per GPU; beyond it, mostly memory
+
+# Libraries whose threads make `fork` unsafe once they are loaded (JAX warns that it "will likely lead to a
+# deadlock"); the TFLite export loads them, and the demo trains QAT in the same process afterwards.
+THREADED_RUNTIMES = {'jax', 'tensorflow'}
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -119,6 +124,8 @@ def build_resumable_loader(dataset: Dataset, dataset_opt: dict, opt: dict) -> tu
                               sampler=sampler, seed=opt['manual_seed'])
     # the workers' base seed would otherwise be drawn from the global torch RNG at each epoch's start
     loader.generator = torch.Generator().manual_seed(int(opt['manual_seed']))
+    if workers and THREADED_RUNTIMES & set(sys.modules):
+        loader.multiprocessing_context = 'forkserver'  # forking a process that runs their threads can deadlock
     return loader, sampler
 
 

@@ -7,8 +7,8 @@ from os import path as osp
 
 import numpy as np
 import yaml
-from basicsr.utils import bgr2ycbcr
 
+from core.data.colour import network_input
 from core.data.layouts import resolve_pair_folders
 from core.deploy.images import list_images, read_picture
 from core.errors import UserError
@@ -62,7 +62,6 @@ def calibration_patches(folder: str, size: tuple[int, int], count: int, num_in_c
     patches = []
     for i in range(count):
         bgr = pictures[i % len(pictures)].bgr
-        image = bgr2ycbcr(bgr, y_only=True)[..., None] if num_in_ch == 1 else bgr[..., ::-1]
-        patch = fit_to_size(image, size, rng)
+        patch = fit_to_size(network_input(bgr, num_in_ch), size, rng)
         patches.append(np.ascontiguousarray(patch.transpose(2, 0, 1)[None], dtype=np.float32))
     return patches

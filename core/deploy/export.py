@@ -9,31 +9,31 @@ radius, so `scripts/upscale.py` needs nothing but the file.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import path as osp
 
 import numpy as np
 import torch
-from basicsr.utils import bgr2ycbcr
 from skimage import data as skimage_data
 
-from core.checkpoint import save_safetensors
-from core.converters.api import load_network
+from core.convert.conversion import load_network
+from core.data.colour import network_input
 from core.deploy.calibration import fit_to_size
 from core.deploy.model import DeployModel
-from core.deploy.onnx_export import export_onnx, onnx_difference
+from core.deploy.onnx_export import export_onnx
 from core.deploy.ort_quantization import quantize_onnx_static
 from core.deploy.output_ranges import ranges_summary
-from core.deploy.pt2e_calibration import calibrated_graph, observed_ranges
+from core.deploy.pt2e_calibration import calibrated_graph, observed_ranges, quantize_pt2e
 from core.deploy.ptq import prepare_for_int8
-from core.deploy.qat import export_qat_tflite
 from core.deploy.receptive_field import receptive_radius
+from core.deploy.runtime_check import runtime_difference
 from core.deploy.runtimes import OnnxRuntime, Runtime, TFLiteRuntime
-from core.deploy.tflite_export import convert_to_tflite, quantize_pt2e
+from core.deploy.tflite_export import convert_to_tflite, export_qat_tflite
 from core.errors import UserError
-from core.staging import staged_file
+from core.io.checkpoint import save_safetensors
+from core.io.formats import EXPORT_FORMATS, needs_calibration
+from core.io.staging import staged_file
 
-FORMATS = ('onnx', 'onnx-int8', 'tflite', 'tflite-int8', 'safetensors')
 DEFAULT_SIZE = (360, 640)  # LR input of the ETDS paper's mobile measurements (1440×2560 output at x4)
 ONNX_CHECK_SIZE = (96, 124)  # odd sizes are not needed: the graph is the same for every size
 
@@ -43,32 +43,20 @@ class ExportReport:
     format: str
     output: str
     max_abs_diff: float
-    mean_abs_diff: float  # nan where only the max is checked (ONNX)
+    mean_abs_diff: float
     int8_preparation: str = ''  # what was done to the float network before int8 quantization
 
 
 def check_image(num_in_ch: int, size: tuple[int, int]) -> np.ndarray:
     """A real photograph as a 1×C×H×W float input (RGB, or its MATLAB Y for 1-channel models)."""
-    rgb = skimage_data.astronaut().astype(np.float32) / 255
-    image = bgr2ycbcr(rgb[..., ::-1].copy(), y_only=True)[..., None] if num_in_ch == 1 else rgb
-    patch = fit_to_size(image, size, np.random.default_rng(0))
+    bgr = np.ascontiguousarray(skimage_data.astronaut()[..., ::-1], dtype=np.float32) / 255
+    patch = fit_to_size(network_input(bgr, num_in_ch), size, np.random.default_rng(0))
     return np.ascontiguousarray(patch.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def export_meta(model: DeployModel, fmt: str, radius: int) -> dict:
     return {'arch': model.arch, 'args': model.args, 'scale': model.scale, 'num_in_ch': model.num_in_ch,
             'radius': radius, 'format': fmt}
-
-
-def _difference(runtime: Runtime, reference: torch.nn.Module, x: np.ndarray, pixels: bool = False
-                ) -> tuple[float, float]:
-    """Max and mean abs difference; `pixels`: the file's output is pinned to [0, 1] (int8), so is the reference."""
-    with torch.inference_mode():
-        expected = reference(torch.from_numpy(x)).numpy()
-    if pixels:
-        expected = np.clip(expected, 0, 1)
-    diff = np.abs(runtime(x) - expected)
-    return float(diff.max()), float(diff.mean())
 
 
 def _export_safetensors(model: DeployModel, output: str, meta: dict, tolerance: float) -> ExportReport:
@@ -85,6 +73,54 @@ def _export_safetensors(model: DeployModel, output: str, meta: dict, tolerance: 
     return ExportReport('safetensors', output, float(diff.max()), float(diff.mean()))
 
 
+@dataclass
+class _Written:
+    """What one format's writer leaves for the check: the file's runtime, the input and the network it must match."""
+
+    runtime: Runtime
+    x: np.ndarray
+    reference: torch.nn.Module
+    ranges: list = field(default_factory=list)  # activation ranges the output error chose (int8)
+
+
+def _write_onnx(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
+    export_onnx(model.net, path, model.num_in_ch, meta, options['nhwc_uint8'], options['pixel_shuffle'])
+    return _Written(OnnxRuntime(path), check_image(model.num_in_ch, ONNX_CHECK_SIZE), model.net)
+
+
+def _write_onnx_int8(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
+    ranges, chosen = [], None
+    with tempfile.TemporaryDirectory() as folder:
+        float_path = osp.join(folder, 'float.onnx')
+        export_onnx(net, float_path, model.num_in_ch, meta, pixel_shuffle=options['pixel_shuffle'])
+        if options['equalized']:  # the LiteRT path's ranges, by tensor name: one set for both runtimes
+            graph, _, ranges = calibrated_graph(net, options['calibration'], narrow_ranges=True)
+            chosen = observed_ranges(graph)
+        quantize_onnx_static(float_path, path, options['calibration'], reduce_range=options['reduce_range'],
+                             chosen=chosen)
+    return _Written(OnnxRuntime(path), check_image(model.num_in_ch, ONNX_CHECK_SIZE), model.net, ranges)
+
+
+def _write_tflite(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
+    x = check_image(model.num_in_ch, options['size'])
+    convert_to_tflite(model.net.eval(), torch.from_numpy(x), path, meta)
+    return _Written(TFLiteRuntime(path), x, model.net)
+
+
+def _write_tflite_int8(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
+    x = check_image(model.num_in_ch, options['size'])
+    if model.qat_graph is not None:  # QAT learned the ranges; the file runs what the fake-quantized graph trained
+        export_qat_tflite(model.qat_graph, torch.from_numpy(x), path, meta)
+        return _Written(TFLiteRuntime(path), x, model.qat_graph)
+    quantized, quantizer, ranges = quantize_pt2e(net, options['calibration'], narrow_ranges=options['equalized'])
+    convert_to_tflite(quantized, torch.from_numpy(x), path, meta, quantizer)
+    return _Written(TFLiteRuntime(path), x, model.net, ranges)
+
+
+WRITERS = {'onnx': _write_onnx, 'onnx-int8': _write_onnx_int8, 'tflite': _write_tflite,
+           'tflite-int8': _write_tflite_int8}
+
+
 def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int] = DEFAULT_SIZE,
                  calibration: list[np.ndarray] | None = None, nhwc_uint8: bool = False,
                  pixel_shuffle: str = 'depth-to-space', reduce_range: bool = False, tolerance: float = 1e-5,
@@ -94,61 +130,32 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
     Post-training int8 first prepares the network (`core.deploy.ptq`: PReLUs split, channels rescaled, weights
     GPTQ-rounded); `equalized=False` and `rounding='nearest'` give the plain quantizer's result.
     """
-    if fmt not in FORMATS:
-        raise UserError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    from_qat = fmt == 'tflite-int8' and model.qat_graph is not None  # QAT learned the ranges: no calibration
-    if fmt.endswith('int8') and not calibration and not from_qat:
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"unknown format '{fmt}'; choose one of {', '.join(EXPORT_FORMATS)}")
+    calibrates = needs_calibration(fmt, model.qat_graph is not None)
+    if calibrates and not calibration:
         raise UserError(f'{fmt} needs calibration images: pass --calib FOLDER of LR images, or -opt train.yml')
-    radius = receptive_radius(model.net, model.num_in_ch, model.scale)
-    meta = export_meta(model, fmt, radius)
+    meta = export_meta(model, fmt, receptive_radius(model.net, model.num_in_ch, model.scale))
     if fmt == 'safetensors':
         return _export_safetensors(model, output, meta, tolerance)
-    limit = tolerance
-    net, preparation, ranges = model.net, '', []
-    if fmt.endswith('int8') and not from_qat:
+    net, preparation = model.net, ''
+    if calibrates:
         prepared = prepare_for_int8(model.net, calibration, equalized, rounding)
         net, preparation = prepared.net, prepared.summary()
+    options = dict(size=size, calibration=calibration, nhwc_uint8=nhwc_uint8, pixel_shuffle=pixel_shuffle,
+                   reduce_range=reduce_range, equalized=equalized)
     with staged_file(output) as tmp:
-        if fmt == 'onnx':
-            x = check_image(model.num_in_ch, ONNX_CHECK_SIZE)
-            export_onnx(model.net, tmp, model.num_in_ch, meta, nhwc_uint8, pixel_shuffle)
-            max_diff, mean_diff = onnx_difference(model.net, tmp, x, nhwc_uint8), float('nan')
-            limit += 0.5 / 255 if nhwc_uint8 else 0  # uint8 edges: half a grey level of rounding
-            runtime_name = 'onnxruntime'
-        else:
-            if fmt == 'onnx-int8':
-                x = check_image(model.num_in_ch, ONNX_CHECK_SIZE)
-                with tempfile.TemporaryDirectory() as folder:
-                    float_path = osp.join(folder, 'float.onnx')
-                    export_onnx(net, float_path, model.num_in_ch, meta, pixel_shuffle=pixel_shuffle)
-                    chosen = None
-                    if equalized:  # the LiteRT path's ranges, by tensor name: one set for both runtimes
-                        graph, _, ranges = calibrated_graph(net, calibration, narrow_ranges=True)
-                        chosen = observed_ranges(graph)
-                    quantize_onnx_static(float_path, tmp, calibration, reduce_range=reduce_range, chosen=chosen)
-                runtime: Runtime = OnnxRuntime(tmp)
-            else:
-                x = check_image(model.num_in_ch, size)
-                example = torch.from_numpy(x)
-                if fmt == 'tflite':
-                    convert_to_tflite(model.net.eval(), example, tmp, meta)
-                elif from_qat:
-                    export_qat_tflite(model.qat_graph, example, tmp, meta)
-                else:
-                    quantized, quantizer, ranges = quantize_pt2e(net, calibration, narrow_ranges=equalized)
-                    convert_to_tflite(quantized, example, tmp, meta, quantizer)
-                runtime = TFLiteRuntime(tmp)
-            preparation = '; '.join(filter(None, [preparation, ranges_summary(ranges)]))
-            # A QAT file runs what the fake-quantized graph trained; its float weights alone are not the model.
-            max_diff, mean_diff = _difference(runtime, model.qat_graph if from_qat else model.net, x,
-                                              pixels=fmt.endswith('int8'))
-            runtime_name = runtime.name
-        if fmt.endswith('int8'):
-            if not mean_diff <= int8_tolerance:
-                raise UserError(f'{fmt} is too far from fp32: mean abs difference {mean_diff:.3g} > {int8_tolerance:g} '
-                                f'on the check image; calibrate on more representative images (--calib); '
-                                f'{output} was not written')
-        elif not max_diff <= limit:
-            raise UserError(f'{runtime_name} differs from torch by {max_diff:.3g} (> {limit:.3g}) on the check '
-                            f'image; {output} was not written')
-        return ExportReport(fmt, output, max_diff, mean_diff, preparation)
+        written = WRITERS[fmt](model, net, tmp, meta, options)
+        int8, uint8_edges = fmt.endswith('int8'), fmt == 'onnx' and nhwc_uint8
+        max_diff, mean_diff = runtime_difference(written.runtime, written.reference, written.x,
+                                                 pixels=int8 or uint8_edges, uint8_input=uint8_edges)
+        if int8 and not mean_diff <= int8_tolerance:
+            raise UserError(f'{fmt} is too far from fp32: mean abs difference {mean_diff:.3g} > {int8_tolerance:g} '
+                            f'on the check image; calibrate on more representative images (--calib); '
+                            f'{output} was not written')
+        limit = tolerance + (0.5 / 255 if uint8_edges else 0)  # uint8 edges: half a grey level of rounding
+        if not int8 and not max_diff <= limit:
+            raise UserError(f'{written.runtime.name} differs from torch by {max_diff:.3g} (> {limit:.3g}) on the '
+                            f'check image; {output} was not written')
+    preparation = '; '.join(filter(None, [preparation, ranges_summary(written.ranges)]))
+    return ExportReport(fmt, output, max_diff, mean_diff, preparation)

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.data.layouts import IMAGE_EXTENSIONS, image_files
 from core.errors import UserError
-from core.staging import staged_file
+from core.io.staging import staged_file
 
 
 @dataclass

@@ -15,8 +15,8 @@ from torch import nn
 
 from core.archs.network import first_output
 from core.archs.shared import input_channels
-from core.checkpoint import load_checkpoint
-from core.converters import convert_verified, is_training_form, load_network
+from core.convert import convert_verified, is_training_form, load_network
+from core.io.checkpoint import load_checkpoint
 
 
 @dataclass

@@ -12,39 +12,15 @@ import json
 import re
 import warnings
 
-import numpy as np
 import torch
 from torch import nn
 
-from core.archs.network import first_output
+from core.deploy.file_metadata import META_KEY
 from core.deploy.optional import require
-from core.deploy.runtimes import ONNX_META_KEY, OnnxRuntime
+from core.deploy.wrappers import NetworkOutput, Uint8NHWC
 from core.errors import UserError
 
 OPSET = 18
-
-
-class NetworkOutput(nn.Module):
-    """The super-resolved image alone (training forms also return auxiliary outputs)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return first_output(self.net(x))
-
-
-class Uint8NHWC(nn.Module):
-    """uint8 N×H×W×C in and out around a float NCHW network in [0, 1]: what a camera pipeline hands over."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = first_output(self.net(x.permute(0, 3, 1, 2).float() / 255))
-        return torch.round(torch.clamp(y, 0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def _pixel_shuffle_as_reshape(x, upscale_factor: int):
@@ -84,7 +60,7 @@ def _export_error(err: Exception, program, arch: str) -> UserError:
 
 def export_onnx(net: nn.Module, path: str, num_in_ch: int, meta: dict, nhwc_uint8: bool = False,
                 pixel_shuffle: str = 'depth-to-space') -> None:
-    """One self-contained ONNX file with dynamic height and width (check it with `onnx_difference`)."""
+    """One self-contained ONNX file with dynamic height and width (check it with core.deploy.runtime_check)."""
     onnx = require('onnx', 'onnx')
     require('onnxscript', 'onnxscript')
     net = net.float().eval()
@@ -106,17 +82,5 @@ def export_onnx(net: nn.Module, path: str, num_in_ch: int, meta: dict, nhwc_uint
     except Exception as err:  # the exporters raise many types; each becomes one line naming the op
         raise _export_error(err, graph, arch) from None
     model = onnx_program.model_proto
-    onnx.helper.set_model_props(model, {ONNX_META_KEY: json.dumps(meta)})
+    onnx.helper.set_model_props(model, {META_KEY: json.dumps(meta)})
     onnx.save_model(model, path, save_as_external_data=False)
-
-
-@torch.inference_mode()
-def onnx_difference(net: nn.Module, path: str, x: np.ndarray, nhwc_uint8: bool) -> float:
-    """Max abs difference between onnxruntime running `path` and torch running `net` on `x`."""
-    if nhwc_uint8:
-        x = (np.round(x * 255) / 255).astype(np.float32)  # the uint8 edge sees whole grey levels
-    expected = first_output(net(torch.from_numpy(x))).numpy()
-    if nhwc_uint8:
-        expected = np.clip(expected, 0, 1)
-    actual = OnnxRuntime(path)(x.astype(np.float32))
-    return float(np.abs(actual - expected).max())

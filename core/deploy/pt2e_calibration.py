@@ -25,10 +25,10 @@ from core.deploy.int8_grid import (
     range_for_activation,
     saturating_activation,
 )
-from core.deploy.onnx_export import NetworkOutput
 from core.deploy.optional import require
 from core.deploy.output_ranges import RangeChoice, narrow_ranges_by_output_error
 from core.deploy.pt2e_observers import activation_observers, observer_of, observer_range
+from core.deploy.wrappers import NetworkOutput
 from core.reparam.clamp import is_unit_clip
 
 SHAPE_ONLY_OPS = {'pixel_shuffle', 'alias', 'slice', 'view', 'reshape', 'permute', 'clone', 'contiguous'}
@@ -151,3 +151,11 @@ def calibrated_graph(net: nn.Module, calibration: Sequence[np.ndarray], narrow_r
 def observed_ranges(graph: torch.fx.GraphModule) -> dict[str, tuple[float, float]]:
     """The int8 range of every activation a calibrated graph observes, by the name of the node it observes."""
     return {source.name: observer_range(getattr(graph, name)) for name, source in activation_observers(graph)}
+
+
+def quantize_pt2e(net: nn.Module, calibration: Sequence[np.ndarray], narrow_ranges: bool = False
+                  ) -> tuple[torch.fx.GraphModule, object, list[RangeChoice]]:
+    """Post-training static int8 (the calibrated graph above), converted, at the calibration patches' size."""
+    pt2e = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
+    prepared, quantizer, choices = calibrated_graph(net, calibration, narrow_ranges)
+    return pt2e.convert_pt2e(prepared, fold_quantize=False), quantizer, choices

@@ -23,7 +23,6 @@ scripts/export.py writes the int8 TFLite without calibration.
 
 from __future__ import annotations
 
-import copy
 import types
 import warnings
 from collections.abc import Mapping
@@ -35,8 +34,7 @@ from torch import nn
 from core.archs.shared import input_channels
 from core.deploy.int8_grid import PIXEL_QPARAMS
 from core.deploy.optional import require
-from core.deploy.pt2e_calibration import edge_observers, litert_quantizer
-from core.deploy.tflite_export import convert_to_tflite
+from core.deploy.pt2e_calibration import edge_observers
 from core.errors import UserError
 
 QAT_DEFAULTS = {'weight_bits': 8, 'act_bits': 8, 'start_iter': 0}
@@ -151,12 +149,3 @@ def float_weights(state: Mapping[str, torch.Tensor], net: nn.Module) -> dict[str
     """The plain weights inside a QAT state (for fp32 export of a QAT-trained model)."""
     own = net.state_dict()
     return {k: v for k, v in state.items() if k in own}
-
-
-def export_qat_tflite(graph: torch.fx.GraphModule, example: torch.Tensor, path: str, meta: dict) -> None:
-    """Convert the trained fake-quant graph to a real int8 TFLite file; no calibration: QAT learned the ranges."""
-    quantize = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
-    frozen = copy.deepcopy(graph)
-    frozen.eval()
-    converted = quantize.convert_pt2e(frozen, fold_quantize=False)
-    convert_to_tflite(converted, example, path, meta, quantizer=litert_quantizer())

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from core.archs.network import first_output
+from core.deploy.file_metadata import META_KEY
 from core.deploy.model import DeployModel, load_deploy_model
+from core.deploy.native_logs import native_output_to_log
 from core.deploy.optional import require
 from core.errors import UserError
-
-ONNX_META_KEY = 'mobile_sr'  # metadata_props entry our exporter writes: arch, args, scale, radius, ...
+from core.io.formats import file_backend
 
 
 class Runtime(Protocol):
@@ -61,7 +62,7 @@ class OnnxRuntime:
     path: str
     name: str = 'onnxruntime'
     fixed_size: tuple[int, int] | None = None  # our ONNX files have dynamic height and width
-    meta: dict = field(init=False, default_factory=dict)  # what our exporter stored (ONNX_META_KEY)
+    meta: dict = field(init=False, default_factory=dict)  # what our exporter stored (META_KEY)
 
     def __post_init__(self) -> None:
         ort = require('onnxruntime', 'onnxruntime')
@@ -69,7 +70,7 @@ class OnnxRuntime:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(self.path, options, providers=['CPUExecutionProvider'])
         props = self.session.get_modelmeta().custom_metadata_map
-        self.meta = json.loads(props[ONNX_META_KEY]) if ONNX_META_KEY in props else {}
+        self.meta = json.loads(props[META_KEY]) if META_KEY in props else {}
         self.input = self.session.get_inputs()[0]
         self.nhwc_uint8 = self.input.type == 'tensor(uint8)'
         shape = self.input.shape
@@ -97,8 +98,9 @@ class TFLiteRuntime:
     def __post_init__(self) -> None:
         interpreter_module = require('ai_edge_litert.interpreter', 'ai-edge-litert')
         threads = self.threads or os.cpu_count()  # LiteRT's own default may be one thread
-        self.interpreter = interpreter_module.Interpreter(self.path, num_threads=threads)
-        self.interpreter.allocate_tensors()
+        with native_output_to_log('LiteRT'):  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.interpreter = interpreter_module.Interpreter(self.path, num_threads=threads)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         _, self.num_in_ch, height, width = (int(v) for v in self.input['shape'])
@@ -128,11 +130,6 @@ class TFLiteRuntime:
                 out = (out.astype(np.float32) - zero_point) * scale
             outputs.append(out.astype(np.float32))
         return np.concatenate(outputs)
-
-
-def file_backend(path: str) -> str:
-    """The runtime a model file needs: .onnx → onnxruntime, .tflite → tflite, anything else → torch."""
-    return {'.onnx': 'onnxruntime', '.tflite': 'tflite'}.get(osp.splitext(path)[1].lower(), 'torch')
 
 
 def open_runtime(path: str, opt_path: str | None = None, threads: int | None = None) -> Runtime:

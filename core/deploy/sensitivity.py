@@ -15,8 +15,8 @@ from torch import nn
 
 from core.deploy.equalization import apply_activation, conv_pairs
 from core.deploy.int8_grid import activation_observer, fake_quantize, observed_qparams, on_grid
+from core.deploy.paired_psnr import y_psnr
 from core.deploy.ptq import working_patches
-from core.evaluation import y_psnr
 
 
 @dataclass(frozen=True)

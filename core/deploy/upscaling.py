@@ -7,19 +7,12 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-from basicsr.utils import bgr2ycbcr, ycbcr2bgr
-from basicsr.utils.matlab_functions import imresize
+from basicsr.utils import bgr2ycbcr
 
+from core.data.colour import bicubic, colour_from_y
 from core.deploy.images import Picture, picture_to_array, read_picture
 from core.deploy.runtimes import Runtime
 from core.deploy.tiling import tiled_forward
-
-
-def bicubic(img: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB bicubic (basicsr's imresize) of an H×W or H×W×C float image."""
-    planar = img.ndim == 2
-    out = imresize(img[..., None] if planar else img, scale)
-    return out[..., 0] if planar else out
 
 
 def run_on_image(runtime: Runtime, image: np.ndarray, tile: tuple[int, int] | None, pad: int,
@@ -34,10 +27,8 @@ def upscale_picture(picture: Picture, runtime: Runtime, tile: tuple[int, int] | 
                     on_tile: Callable[[], None] | None = None) -> Picture:
     scale = runtime.scale
     if runtime.num_in_ch == 1:
-        ycbcr = bgr2ycbcr(picture.bgr)
-        y = run_on_image(runtime, ycbcr[..., :1], tile, pad, on_tile)
-        cbcr = bicubic(ycbcr[..., 1:], scale)
-        bgr = ycbcr2bgr(np.concatenate([np.clip(y, 0, 1), cbcr], axis=2).astype(np.float32))
+        y = run_on_image(runtime, bgr2ycbcr(picture.bgr)[..., :1], tile, pad, on_tile)
+        bgr = colour_from_y(y, picture.bgr, scale)
     else:
         bgr = run_on_image(runtime, picture.bgr[..., ::-1], tile, pad, on_tile)[..., ::-1]  # views, no copies
     alpha = None if picture.alpha is None else bicubic(picture.alpha, scale)

@@ -1,6 +1,6 @@
 """Pure reparameterization math: functions of (weight, bias) tensors, no nn.Module state.
 
-Every converter in `core.converters` is built from these, and each is tested once in tests/test_reparam*.py.
+Every converter in `core.convert` is built from these, and each is tested once in tests/test_reparam*.py.
 """
 
 from core.reparam.bicubic import bicubic_phase_taps, bicubic_upsample_kernel, symmetric_pad

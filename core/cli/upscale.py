@@ -1,0 +1,141 @@
+"""Upscale your own images with any model the toolkit knows, in PyTorch or through an exported file.
+
+python scripts/upscale.py --model ETDS_M4C32_x4_plain.pth --input photos/ --output upscaled/
+python scripts/upscale.py --model etds_x4_int8.tflite --input photo.png --output upscaled/ --compare
+
+--model: a checkpoint (converted, official raw, or a training form, converted and verified on the fly), or an
+exported .onnx / .tflite file. Large images: --tile 256 keeps memory bounded; the default --tile-pad is the
+model's receptive-field radius, so tiles stitch exactly as whole-image inference. Gray, RGB, RGBA (alpha
+upscaled bicubically) and 16-bit PNGs keep their kind; 1-channel models run on Y with the bicubic CbCr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from os import path as osp
+
+from core.cli.arguments import image_size
+from core.errors import run_cli
+from core.io.formats import FILE_BACKENDS, file_backend
+
+BACKENDS = ('torch', 'onnxruntime', 'tflite')
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='scripts/upscale.py', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', required=True, help='checkpoint (.pth), .onnx or .tflite file')
+    parser.add_argument('--input', required=True, help='an image file or a folder of images')
+    parser.add_argument('--output', required=True, help='folder for <input stem><suffix>.png')
+    parser.add_argument('--suffix', default='', help='appended to each output stem (default: none)')
+    parser.add_argument('-opt', default=None, help='YAML whose network_g describes a checkpoint without meta')
+    parser.add_argument('--arch', default=None, metavar='TYPE',
+                        help='read a raw state_dict as this network (for weights that fit more than one, e.g. '
+                             'Plain or ETDSOnlyET)')
+    parser.add_argument('--backend', choices=BACKENDS, default=None,
+                        help='torch, or run a .pth through a temporary ONNX / TFLite export to see what a phone '
+                             'shows (default: what --model is)')
+    parser.add_argument('--tile', type=int, default=None, help='tile size in LR pixels (default: whole image)')
+    parser.add_argument('--tile-pad', type=int, default=None,
+                        help="LR pixels of context around each tile (default: the model's receptive-field radius)")
+    parser.add_argument('--size', type=image_size(), default='360x640',
+                        help='input size of a temporary TFLite export (--backend)')
+    parser.add_argument('--compare', action='store_true',
+                        help='also write <stem>_compare.png: bicubic | model | ground truth (with --gt)')
+    parser.add_argument('--gt', default=None, help='folder of ground-truth images named like the inputs')
+    args = parser.parse_args(argv)
+    ext = osp.splitext(args.model)[1].lower()
+    if ext in FILE_BACKENDS and args.backend not in (None, FILE_BACKENDS[ext]):
+        parser.error(f'--model {osp.basename(args.model)} runs on {FILE_BACKENDS[ext]}, not --backend {args.backend}')
+    if args.tile is not None and args.tile < 1:
+        parser.error('--tile must be a positive number of LR pixels')
+    if args.tile_pad is not None and args.tile_pad < 0:
+        parser.error('--tile-pad must be 0 or more')
+    return args
+
+
+def _runtime_and_radius(args: argparse.Namespace, workdir: str):
+    """The runtime to drive, its receptive-field radius, and a line saying what runs."""
+    from core.deploy.model import load_deploy_model
+    from core.deploy.receptive_field import receptive_radius
+    from core.deploy.runtimes import OnnxRuntime, TFLiteRuntime, TorchRuntime, open_runtime
+    from core.deploy.tflite_flatbuffer import read_metadata
+
+    kind = file_backend(args.model)
+    if kind == 'onnxruntime':
+        runtime = open_runtime(args.model)
+        return runtime, runtime.meta.get('radius'), f'{args.model} on onnxruntime'
+    if kind == 'tflite':
+        runtime = open_runtime(args.model)
+        return runtime, read_metadata(args.model).get('radius'), f'{args.model} on the LiteRT interpreter'
+    model = load_deploy_model(args.model, args.opt, arch=args.arch)
+    radius = receptive_radius(model.net, model.num_in_ch, model.scale)
+    if args.backend in (None, 'torch'):
+        return TorchRuntime(model), radius, model.origin
+    from core.deploy.export import export_model
+
+    fmt = 'onnx' if args.backend == 'onnxruntime' else 'tflite'
+    path = osp.join(workdir, f'model.{fmt}')
+    report = export_model(model, fmt, path, size=args.size)
+    runtime = OnnxRuntime(path) if fmt == 'onnx' else TFLiteRuntime(path)
+    return runtime, radius, f'{model.origin}; exported to {fmt} (max abs difference {report.max_abs_diff:.2g})'
+
+
+def _output_path(args: argparse.Namespace, image: str, tag: str = '') -> str:
+    return osp.join(args.output, f'{osp.splitext(osp.basename(image))[0]}{args.suffix}{tag}.png')
+
+
+def upscale(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from tqdm import tqdm
+
+    import core.plugin  # noqa: F401  (registers the archs and converters)
+    from core.deploy.images import list_images, picture_to_array, read_picture, write_image
+    from core.deploy.tiling import check_tile, fixed_size_tile
+    from core.deploy.upscaling import compare_strip, tiles_per_image, upscale_picture
+    from core.errors import UserError
+
+    images = list_images(args.input)
+    for image in images:
+        out = _output_path(args, image)
+        if osp.exists(out) and osp.samefile(out, image):
+            raise UserError(f'{out} would overwrite its input; choose another --output folder or a --suffix')
+    with tempfile.TemporaryDirectory() as workdir:
+        runtime, radius, origin = _runtime_and_radius(args, workdir)
+        if args.tile_pad is None and radius is None:
+            raise UserError(f'{args.model} does not record its receptive-field radius; pass --tile-pad')
+        pad = radius if args.tile_pad is None else args.tile_pad
+        tile = None if args.tile is None else (args.tile, args.tile)
+        if tile is not None:
+            check_tile(args.tile, pad)
+        if runtime.fixed_size is not None:
+            tile = tile or fixed_size_tile(runtime.fixed_size, pad)
+        print(f'model: {origin}; x{runtime.scale}, {runtime.num_in_ch} input channel(s), tile pad {pad}')
+        failed = []
+        for image in tqdm(images, desc='images', unit='img', disable=len(images) == 1):
+            try:
+                picture = read_picture(image)
+            except UserError as err:
+                failed.append(str(err))
+                continue
+            count = tiles_per_image(*picture.size, tile)
+            with tqdm(total=count, desc=osp.basename(image), unit='tile', leave=False, disable=count < 4) as bar:
+                result = upscale_picture(picture, runtime, tile, pad, on_tile=bar.update)
+            write_image(picture_to_array(result), _output_path(args, image))
+            if args.compare:
+                gt = osp.join(args.gt, osp.basename(image)) if args.gt else None
+                if gt is not None and not osp.isfile(gt):
+                    raise UserError(f'--gt has no {osp.basename(image)}; name ground-truth files like the inputs')
+                write_image(compare_strip(picture, result, runtime.scale, gt), _output_path(args, image, '_compare'))
+    written = len(images) - len(failed)
+    print(f'wrote {written} image(s) to {args.output}')
+    for reason in failed:
+        print(f'skipped: {reason}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)  # before torch loads, so --help and argument errors answer at once
+    sys.exit(run_cli(lambda: upscale(args)))

@@ -1,0 +1,1 @@
+"""Training: option checks, distributed start-up, the console, the loop, resume, and the models."""
