@@ -172,3 +172,21 @@ def test_loader_benchmark_prints_rates_and_waits():
     assert 'data: 36 sub-images of 480²' in result.stdout and 'ISA:' in result.stdout
     assert re.search(r'bmp-disk +\d+ +\d+\n', result.stdout)  # images/s with 0 and 1 workers
     assert re.search(r'bmp-disk +\d+\.\d% +\d+ ms +\d+\.\d% +\d+ ms', result.stdout)  # wait and step
+
+
+@pytest.mark.parametrize(('loaded', 'context'), [({}, None), ({'jax': None}, 'forkserver')])
+def test_workers_start_by_forkserver_once_a_threaded_runtime_is_loaded(tmp_path, monkeypatch, loaded, context):
+    import sys
+    import types
+
+    from conftest import training_opt
+    from core.data.resumable import build_resumable_loader
+
+    for name in loaded:  # JAX's threads make fork unsafe; TFLite export loads it
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    opt = training_opt(write_edsr_pairs(tmp_path / 'data', 2, [(24, 24)] * 4)) | {'dist': False, 'world_size': 1,
+                                                                                    'rank': 0}
+    dataset_opt = dict(opt['datasets']['train'], phase='train', scale=2, num_worker_per_gpu=1)
+    loader, _ = build_resumable_loader(build_dataset(dataset_opt), dataset_opt, opt)
+    chosen = loader.multiprocessing_context
+    assert (chosen.get_start_method() if chosen is not None else None) == context

@@ -174,3 +174,19 @@ def test_qat_starts_from_a_raw_deploy_form_checkpoint_rescaled_for_int8(tmp_path
     assert meta['arch'] == 'ETDSForInference' and meta['args'] == args and meta['qat']['start_iter'] == 0
     model = load_deploy_model(f'{experiment}/models/net_g_latest.pth')  # rebuilds: rescaling kept every shape
     assert model.qat_graph is not None
+
+
+@pytest.mark.slow
+def test_qat_from_the_first_step_keeps_the_schedule_without_basicsr_warning(tmp_path):
+    import warnings
+
+    data = write_edsr_pairs(tmp_path / 'data', 2, [(32, 32), (40, 36)])
+    opt = training_opt(data, name='qat_first', total_iter=3, qat={'start_iter': 0})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        experiment = train_pipeline(str(tmp_path), ['-opt', write_yaml(tmp_path / 'qat.yml', opt)])
+    # new optimizers under copied schedulers made torch warn that optimizer.step() was overridden
+    assert not [str(w.message) for w in caught if 'lr_scheduler' in str(w.message) or 'overridden' in str(w.message)]
+    state = torch.load(f'{experiment}/training_states/3.state', weights_only=True)
+    assert state['optimizers'][0]['param_groups'][0]['lr'] == 5e-4  # the schedule's place and rate carried over
+    assert state['schedulers'][0]['last_epoch'] == 2  # basicsr steps the schedulers from iteration 2 on
