@@ -49,18 +49,21 @@ def snapshot(params):
     return [p.detach().clone() for p in params]
 
 
-def test_residual_stream_is_frozen_until_fixed_iters_then_trains(data_root):
-    model = build_model(model_opt(data_root, fixed_residual_model_iters=2))
+@pytest.mark.parametrize('fixed', [1, 2, 10])
+def test_residual_stream_is_frozen_through_n_minus_1_and_first_trains_at_n(data_root, fixed):
+    """As the authors' ETDSModel: it unfreezes when current_iter == N, before that iteration's step."""
+    model = build_model(model_opt(data_root, fixed_residual_model_iters=fixed))
     residual = model.residual_params
     others = [p for p in model.net_g.parameters() if all(p is not r for r in residual)]
     start_residual, start_others = snapshot(residual), snapshot(others)
-    for it in (1, 2):
+    for it in range(1, fixed):
         model.feed_data(batch(it))
         model.optimize_parameters(it)
     assert all(torch.equal(a, b) for a, b in zip(start_residual, residual, strict=True))
-    assert any(not torch.equal(a, b) for a, b in zip(start_others, others, strict=True))
-    model.feed_data(batch(3))
-    model.optimize_parameters(3)
+    if fixed > 1:
+        assert any(not torch.equal(a, b) for a, b in zip(start_others, others, strict=True))
+    model.feed_data(batch(fixed))
+    model.optimize_parameters(fixed)
     assert all(not torch.equal(a, b) for a, b in zip(start_residual, residual, strict=True))
 
 

@@ -1,8 +1,9 @@
 """ETDSModel: trains the dual-stream ETDS with the paper's interpolation loss and residual freezing.
 
 loss = L(out, gt) + α·L(residual_out, gt), α = train.interpolation_loss_weight.
-For iterations 1..train.fixed_residual_model_iters the residual stream (K_r) and the connections
-reading it (K_r2b) keep their nearest-neighbour initialisation; after that they train too.
+With N = train.fixed_residual_model_iters, the residual stream (K_r) and the connections reading it (K_r2b) keep
+their nearest-neighbour initialisation through iteration N−1, and iteration N is the first to update them: the
+authors' ETDSModel unfreezes in `update_learning_rate` when `current_iter == N`, which runs before that step.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ class ETDSModel(IRModel):
         super().init_training_settings()
         get_root_logger().info(
             f'ETDS: interpolation loss weight {self.interpolation_loss_weight}; residual stream '
-            f'({sum(p.numel() for p in self.residual_params)} params) frozen for the first '
-            f'{self.fixed_residual_model_iters} iterations.')
+            f'({sum(p.numel() for p in self.residual_params)} params) frozen before iteration '
+            f'{self.fixed_residual_model_iters}.')
 
     def residual_frozen(self, current_iter: int) -> bool:
-        return current_iter <= self.fixed_residual_model_iters
+        return current_iter < self.fixed_residual_model_iters
 
     def training_losses(self, output: torch.Tensor | tuple) -> tuple[torch.Tensor, OrderedDict]:
         sr, residual = output if isinstance(output, (tuple, list)) else (output, None)
