@@ -25,19 +25,29 @@ ESR_IDS = ('eSR-MAX_s2_K3_C1', 'eSR-TM_s2_K7_C16', 'eSR-TR_s2_K7_C16', 'eSR-CNN_
 # Training settings: what the header says, then the values. The ETDS paper fixes its settings (and those of the
 # families it compares with); SESR's are the flags of the authors' code (ARM-software/sesr: 300 epochs, about
 # 300k iterations over DIV2K sub-images at batch 32); eSR's paper fixes none that we follow, so those are ours.
-PAPER = dict(settings="the ETDS paper's settings: 1.6M iterations, batch 32, Adam 5e-4, EMA 0.999, L1", lr=5e-4,
-             ema_decay=0.999, total_iter=1600000)
+# The ETDS authors' YAMLs (ETDS and every family it compares with) hold the rate constant at 5e-4: MultiStepLR with its
+# only milestone at the last iteration (gamma 0.5 for ETDS, 1 for the rest; neither ever applies), seed 10, and each
+# DIV2K sub-image seen 10 times per epoch.
+OUR_DECAY = {'type': 'MultiStepLR', 'milestones': [400000, 800000, 1200000], 'gamma': 0.5}
+PAPER = dict(settings="the ETDS authors' recipe: 1.6M iterations, batch 32, Adam 5e-4 held constant, EMA 0.999, L1",
+             lr=5e-4, ema_decay=0.999, total_iter=1600000, manual_seed=10, dataset_enlarge_ratio=10,
+             scheduler={'type': 'MultiStepLR', 'milestones': [1600000], 'gamma': 1.0},
+             schedule_note=["The constant rate, seed 10 and dataset_enlarge_ratio 10 are the authors'. Our variant "
+                            'halves the rate at 400k, 800k and 1.2M:',
+                            '  --force_yml train:scheduler:milestones=[400000,800000,1200000] '
+                            'train:scheduler:gamma=0.5'])
 SESR_AUTHORS = dict(settings="the flags of the SESR authors' code (ARM-software/sesr): ~300 epochs, batch 32, "
-                             'Adam 2e-4, L1', lr=2e-4, ema_decay=0, total_iter=300000)
+                             'Adam 2e-4, L1', lr=2e-4, ema_decay=0, total_iter=300000, scheduler=OUR_DECAY,
+                    schedule_note=['The decay milestones are ours.'])
 ESR_SETTINGS = dict(settings='our settings for eSR: 500k iterations, batch 32, Adam 5e-4, L1, on Y', lr=5e-4,
-                    ema_decay=0, total_iter=500000)
+                    ema_decay=0, total_iter=500000, scheduler=OUR_DECAY,
+                    schedule_note=['The decay milestones are ours.'])
 
 TRAIN_NOTES = [
     'Prepare the data with: python scripts/prepare_div2k.py --input datasets/DIV2K/DIV2K_train_HR',
     'lmdb instead (prepare_div2k.py --lmdb): dataroot_gt: datasets/DIV2K/DIV2K_train_HR_sub.lmdb, dataroot_lq:',
     '  datasets/DIV2K/DIV2K_train_LR_bicubic_X{s}_sub.lmdb, io_backend: {type: lmdb}, and no meta_info_file.',
-    "num_gpu: 0 trains on the CPU; 'auto' uses every visible GPU. The decay milestones are ours; the paper fixes",
-    '  the rate, optimiser and length.',
+    "num_gpu: 0 trains on the CPU; 'auto' uses every visible GPU.",
     "Speed (docs/training.md): num_worker_per_gpu: auto is a data worker per core (2 to 8 per GPU); fused Adam;",
     '  train:compile is on where it measured faster; train:amp: bf16 trades precision for speed on CPUs with',
     '  AVX-512 BF16 or AMX and on GPUs; prepare_div2k.py --format bmp spares the CPU the PNG decoding.',
@@ -117,7 +127,8 @@ def train_opt(name: str, net: dict, model_type: str, settings: dict, scale: int,
                  'meta_info_file': 'datasets/DIV2K/meta_info_DIV2K_sub.txt', 'io_backend': {'type': 'disk'},
                  'lq_size': 64, 'use_hflip': True, 'use_vflip': True, 'use_rot': True,
                  'use_channels_shuffle': not on_y,  # colour shuffling is meaningless on Y
-                 'num_worker_per_gpu': 'auto', 'batch_size_per_gpu': 32, 'dataset_enlarge_ratio': 1,
+                 'num_worker_per_gpu': 'auto', 'batch_size_per_gpu': 32,
+                 'dataset_enlarge_ratio': settings.get('dataset_enlarge_ratio', 1),
                  'prefetch_mode': None}
     val_set = {'name': 'Set5', 'type': 'PairedSRDataset', 'dataroot': 'datasets/benchmark/Set5',
                'io_backend': {'type': 'disk'}}
@@ -126,14 +137,16 @@ def train_opt(name: str, net: dict, model_type: str, settings: dict, scale: int,
     train = {'ema_decay': settings['ema_decay'],
              'optim_g': {'type': 'Adam', 'lr': settings['lr'], 'weight_decay': 0, 'betas': [0.9, 0.99],
                          'fused': True},
-             'scheduler': {'type': 'MultiStepLR', 'milestones': [400000, 800000, 1200000], 'gamma': 0.5},
-             'total_iter': settings['total_iter'], 'warmup_iter': -1,
+             'scheduler': dict(settings['scheduler']), 'total_iter': settings['total_iter'], 'warmup_iter': -1,
              'compile': net['type'] in COMPILED_FAMILIES, 'amp': None}
     if model_type == 'ETDSModel':
         train |= {'fixed_residual_model_iters': 100000, 'interpolation_loss_weight': 0.5}
+        if settings is PAPER:
+            train['scheduler']['gamma'] = 0.5  # as the authors' ETDS YAML writes it; their only milestone is the end
     train['pixel_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
-    return {'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 1, 'manual_seed': 0,
-            'datasets': {'train': train_set, 'val': val_set}, 'network_g': net,
+    return {'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 1,
+            'manual_seed': settings.get('manual_seed', 0), 'datasets': {'train': train_set, 'val': val_set},
+            'network_g': net,
             'path': {'pretrain_network_g': settings.get('pretrain'), 'strict_load_g': settings.get('strict_load', True),
                      'param_key_g': 'params', 'resume_state': None},
             'train': train, 'val': {'val_freq': 5000, 'save_img': False, 'metrics': metrics(scale)},
@@ -142,7 +155,7 @@ def train_opt(name: str, net: dict, model_type: str, settings: dict, scale: int,
 
 def train_header(name: str, net: dict, settings: dict) -> list[str]:
     collapsed = ['collapsed: true folds every ECB into one 3x3 conv per step: same outputs and gradients, faster.']
-    return ([f"{name}: DIV2K sub-images, {settings['settings']}."] + TRAIN_NOTES
+    return ([f"{name}: DIV2K sub-images, {settings['settings']}.", *settings['schedule_note']] + TRAIN_NOTES
             + (collapsed if net.get('collapsed') else []) + [GENERATED])
 
 

@@ -8,6 +8,7 @@ import yaml
 from basicsr.utils.options import ordered_yaml
 
 from conftest import REPO
+from core.io.option_file import read_options
 from core.training.option_checks import check_registered
 from scripts.make_configs import ABPN_SIZES, ECBSR_SIZES, ETDS_SIZES, SCALES, all_configs
 
@@ -115,3 +116,20 @@ def test_esr_configs_work_on_y_and_name_the_official_files():
         assert train['datasets']['train']['color'] == 'y' and train['datasets']['val']['color'] == 'y'
         test = load(REPO / 'configs' / 'test' / f'{model_id}.yml')
         assert test['path']['pretrain_network_g'] == f'experiments/pretrained_models/{model_id}.model'
+
+
+@pytest.mark.parametrize('name', ['ETDS_M4C32_x4', 'ECBSR_M4C16_x2', 'ABPN_M4C28_x3', 'ESPCN_x4', 'FSRCNN_x2',
+                                  'Plain_M6C32_x3'])
+def test_the_compared_families_train_with_the_authors_recipe(name):
+    """Constant 5e-4 (the only milestone is the last iteration), seed 10, every sub-image 10 times per epoch."""
+    path = REPO / 'configs' / 'train' / f'{name}.yml'
+    opt = yaml.safe_load(path.read_text())
+    train = opt['train']
+    assert train['optim_g']['lr'] == 5e-4 and train['total_iter'] == 1_600_000
+    assert train['scheduler'] == {'type': 'MultiStepLR', 'milestones': [1_600_000],
+                                  'gamma': 0.5 if name.startswith('ETDS') else 1.0}
+    assert opt['manual_seed'] == 10 and opt['datasets']['train']['dataset_enlarge_ratio'] == 10
+    if name.startswith('ETDS'):
+        assert (train['fixed_residual_model_iters'], train['interpolation_loss_weight']) == (100_000, 0.5)
+    ours = read_options(str(path), ['train:scheduler:milestones=[400000,800000,1200000]', 'train:scheduler:gamma=0.5'])
+    assert ours['train']['scheduler']['milestones'] == [400_000, 800_000, 1_200_000]  # the variant the header names
