@@ -141,3 +141,28 @@ def test_the_cpu_only_cuda_notice_is_dropped_and_nothing_else():
     finally:
         logger.removeHandler(handler)
     assert seen == ['a real problem']
+
+
+def test_only_autocast_outputs_are_cast_to_float32():
+    from core.training.models.fast_step import float_outputs
+
+    double, half = torch.rand(2, dtype=torch.float64), torch.rand(2).to(torch.bfloat16)
+    assert float_outputs(double).dtype == torch.float64  # a float64 run keeps its precision
+    assert [o.dtype for o in float_outputs((half, double))] == [torch.float32, torch.float64]
+    assert float_outputs(half.float()).dtype == torch.float32
+
+
+@pytest.mark.parametrize(('amp', 'isa', 'warns'), [
+    ('bf16', {'avx2': True}, True),                      # an AVX2-only CPU emulates bf16
+    ('bf16', {'avx512_bf16': True}, False),
+    ('bf16', {'amx_bf16': True}, False),
+    ('fp16', {'avx2': True}, False),
+    (None, {}, False),
+])
+def test_bf16_on_a_cpu_without_native_bf16_is_named_in_one_line(amp, isa, warns):
+    from core.training.models.fast_step import StepOptions, amp_warning
+
+    warning = amp_warning(StepOptions(amp=amp), torch.device('cpu'), isa)
+    assert (warning is not None) == warns
+    if warns:
+        assert '\n' not in warning and 'train:amp=null' in warning

@@ -56,6 +56,21 @@ def step_options(train_opt: Mapping) -> StepOptions:
     return options
 
 
+def amp_warning(options: StepOptions, device: torch.device, isa: Mapping[str, bool] | None = None) -> str | None:
+    """One line when train:amp: bf16 runs on a CPU that emulates bf16 (neither AVX-512 BF16 nor AMX): there the
+    fused ETDS step measured 9x slower than fp32 and collapsed ECBSR 1.4x slower (scripts/benchmark_training.py)."""
+    if options.amp != 'bf16' or device.type != 'cpu':
+        return None
+    if isa is None:
+        from core.deploy.benchmarking import cpu_description
+
+        isa = cpu_description()['isa']
+    if isa.get('avx512_bf16') or isa.get('amx_bf16'):
+        return None
+    return ('train:amp: bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16): bf16 is emulated there and '
+            'was measured up to 9x slower than fp32; drop train:amp (--force_yml train:amp=null)')
+
+
 @contextlib.contextmanager
 def named_compile_errors() -> Iterator[None]:
     """The first (compiling) step's failure in one line: torch.compile needs a working C++ compiler on CPU."""
@@ -84,8 +99,12 @@ def quiet_cpu_only_cuda_notice() -> None:
         logger.addFilter(_CpuOnlyCudaNotice())
 
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
 def float_outputs(output: torch.Tensor | tuple) -> torch.Tensor | tuple:
-    """The network's output(s) in fp32, so losses and logged values keep full precision under autocast."""
+    """Autocast's half-precision output(s) in fp32, so losses and logged values keep full precision; fp32 and
+    float64 outputs stay as they are (a float64 run, as the exactness tests use, must not drop to fp32)."""
     if isinstance(output, tuple):
-        return tuple(o.float() for o in output)
-    return output.float()
+        return tuple(float_outputs(o) for o in output)
+    return output.float() if output.dtype in HALF_DTYPES else output

@@ -36,6 +36,7 @@ from core.training.console import CONSOLE
 from core.training.models.checkpoint_files import CheckpointFiles
 from core.training.models.fast_step import (
     StepOptions,
+    amp_warning,
     float_outputs,
     named_compile_errors,
     quiet_cpu_only_cuda_notice,
@@ -53,6 +54,8 @@ class IRModel(QATLifecycle, CheckpointFiles, SRModel):
 
     def init_training_settings(self) -> None:
         self.step_options = step_options(self.opt['train'])
+        if warning := amp_warning(self.step_options, self.device):
+            get_root_logger().warning(warning)
         self.grad_scaler = self.step_options.grad_scaler(self.device)
         if self.opt['train'].get('qat') is not None:
             from core.deploy.qat import check_qat_options
