@@ -14,10 +14,15 @@ from typing import Any
 import yaml
 
 from core.errors import UserError
+from core.io.upstream_options import translate_upstream
 
 
-def read_options(path: str, overrides: Sequence[str]) -> dict:
-    """The option file as a dict with the `--force_yml` overrides applied, or a one-line error naming the fix."""
+def read_options(path: str, overrides: Sequence[str], translations: list[str] | None = None) -> dict:
+    """The option file as a dict with the `--force_yml` overrides applied, or a one-line error naming the fix.
+
+    A file in the ETDS authors' dialect is translated first (core.io.upstream_options); `translations` receives one
+    line per change.
+    """
     if not osp.isfile(path):
         raise UserError(f'option file {path} does not exist; pass an existing YAML with -opt')
     try:
@@ -31,6 +36,9 @@ def read_options(path: str, overrides: Sequence[str]) -> dict:
         raise UserError(f'{path} is not a readable YAML file ({err}); compare it with configs/') from None
     if not isinstance(options, dict):
         raise UserError(f'{path} holds a {type(options).__name__}, not a mapping of options; compare it with configs/')
+    said = translate_upstream(options, path)
+    if translations is not None:
+        translations.extend(said)
     for entry in overrides:
         apply_override(options, entry)
     return options

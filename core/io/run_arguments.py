@@ -39,5 +39,8 @@ def options_parser(is_train: bool) -> argparse.ArgumentParser:
 def parse_option_args(is_train: bool, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse train.py / test.py arguments and read the option file; `args.options` holds the checked dict."""
     args = options_parser(is_train).parse_args(argv)
-    args.options = read_options(args.opt, args.force_yml or [])
+    args.translations = []
+    args.options = read_options(args.opt, args.force_yml or [], args.translations)
+    for line in args.translations:  # the authors' dialect, read as ours: say each change once
+        print(f"{args.opt}: the authors' option: {line}", flush=True)
     return args

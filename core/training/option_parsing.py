@@ -29,11 +29,12 @@ def _argv(argv: Sequence[str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _option_file(args: Any) -> Iterator[str]:
-    """The file basicsr should parse: the user's own, or a temporary copy with the checked overrides applied.
+    """The file basicsr should parse: the user's own, or a temporary copy with the checked overrides applied (or the
+    authors' dialect translated).
 
     basicsr applies `--force_yml` without checking keys or types (core.io.option_file does), so it gets the result.
     """
-    if not args.force_yml:
+    if not args.force_yml and not args.translations:
         yield args.opt
         return
     import yaml
