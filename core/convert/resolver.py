@@ -6,7 +6,6 @@ one of them reads, all of them read. Each architecture declares its raw layout b
 
 from __future__ import annotations
 
-import yaml
 from basicsr.archs import build_network
 from torch import nn
 
@@ -15,12 +14,12 @@ from core.archs.esr_arch import model_id_from_path
 from core.archs.network_options import check_network
 from core.errors import UserError
 from core.io.checkpoint import load_checkpoint, load_into
+from core.io.option_file import read_options
 
 
 def _network_from_opt(opt_path: str) -> tuple[str, dict]:
-    with open(opt_path) as handle:
-        opt = yaml.safe_load(handle)
-    network = (opt or {}).get('network_g')
+    """network_g of a YAML, ours or the ETDS authors' (their `type: ECBSR` reads as ECBSR_mobilesr)."""
+    network = read_options(opt_path, []).get('network_g')
     if not isinstance(network, dict) or 'type' not in network:
         raise UserError(f'{opt_path} has no network_g with a type; pass the training YAML')
     args = {k: v for k, v in network.items() if k != 'type'}

@@ -171,3 +171,14 @@ def test_official_checkpoints_through_their_test_yaml_give_our_psnr(tmp_path, sh
     measured = evaluate_pipeline(str(tmp_path), ['-opt', write_yaml(tmp_path / 'theirs.yml', theirs)])['synthetic']
     # the same images in another order: the means may differ in the last bit of a float64
     assert measured == pytest.approx(expected, abs=1e-9) and 36 < measured['psnr'] < 38.5
+
+
+def test_their_train_yaml_describes_a_checkpoint_for_the_converter(tmp_path):
+    from basicsr.archs import build_network
+
+    from core.convert import convert_checkpoint
+
+    torch.save(build_network({'type': 'ECBSR_mobilesr', **ECBSR_ARGS}).state_dict(), tmp_path / 'raw.pth')
+    theirs = write_yaml(tmp_path / 'theirs.yml', {'name': 'x', 'network_g': {'type': 'ECBSR', **ECBSR_ARGS}})
+    report = convert_checkpoint(str(tmp_path / 'raw.pth'), str(tmp_path / 'et.pth'), opt_path=theirs)
+    assert (report.source_arch, report.target_arch) == ('ECBSR_mobilesr', 'ECBSRET')
