@@ -100,12 +100,18 @@ def test_two_launchers_train_as_two_nodes_save_once_and_resume(tmp_path, job_opt
     assert '6.state: epoch 1, batch 1 of 5, iter 6.' in logs
 
 
-@pytest.mark.slow
-def test_workers_stop_when_their_launcher_is_killed(tmp_path, job_opt):
-    opt_path = job_opt('orphaned', total_iter=100000, save_every=100000)
+def training_job(name: str, tmp_path, job_opt):
+    """A two-worker torchrun job of (nearly) endless training, returned once it has logged its first step."""
+    opt_path = job_opt(name, total_iter=100000, save_every=100000)
     launcher = start(TORCHRUN + ['--nproc_per_node', '2', '--master_port', str(free_port()), str(REPO / 'train.py'),
                                  '-opt', opt_path, '--launcher', 'pytorch'], tmp_path, 'job.err')
-    wait_for(lambda: (REPO / 'experiments' / 'orphaned' / 'metrics.jsonl').is_file())
+    wait_for(lambda: (REPO / 'experiments' / name / 'metrics.jsonl').is_file())
+    return launcher
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_launcher_is_killed(tmp_path, job_opt):
+    launcher = training_job('orphaned', tmp_path, job_opt)
     workers = children(launcher.pid)
     assert len(workers) == 2
     launcher.send_signal(signal.SIGKILL)
@@ -118,10 +124,7 @@ def test_workers_stop_when_their_launcher_is_killed(tmp_path, job_opt):
 
 @pytest.mark.slow
 def test_a_dead_worker_stops_the_job_without_tracebacks_from_the_workers(tmp_path, job_opt):
-    opt_path = job_opt('dead_worker', total_iter=100000, save_every=100000)
-    launcher = start(TORCHRUN + ['--nproc_per_node', '2', '--master_port', str(free_port()), str(REPO / 'train.py'),
-                                 '-opt', opt_path, '--launcher', 'pytorch'], tmp_path, 'job.err')
-    wait_for(lambda: (REPO / 'experiments' / 'dead_worker' / 'metrics.jsonl').is_file())
+    launcher = training_job('dead_worker', tmp_path, job_opt)
     os.kill(max(children(launcher.pid)), signal.SIGKILL)
     assert launcher.wait(60) != 0
     stderr = (tmp_path / 'job.err').read_text()
