@@ -47,12 +47,15 @@ def unit_clip_inputs(model) -> list[str]:
 SATURATING = {'Tanh': 'tanh', 'Sigmoid': 'sigmoid'}
 
 
-def activation_ranges(model, calibration: Sequence[np.ndarray]) -> dict[str, tuple[float, float]]:
+def activation_ranges(model, calibration: Sequence[np.ndarray],
+                      given: Mapping[str, tuple[float, float]] | None = None) -> dict[str, tuple[float, float]]:
     """The int8 range of every tensor the graph computes, chosen as the LiteRT path and GPTQ rounding choose them
     (`core.deploy.int8_grid.activation_observer`, a histogram), so the weights were rounded for the grids ORT then uses.
     Inputs of Tanh, Sigmoid and PRelu nodes get the range that minimises the error after the activation
     (`core.deploy.int8_grid.range_for_activation`): a percentile of ESPCN's ±275 pre-tanh tensor leaves three
-    levels where tanh is not flat. The float model runs once with every tensor as an extra output."""
+    levels where tanh is not flat. A tensor with a `given` range keeps it, and no histogram is fitted for it. The
+    float model runs once with every tensor as an extra output."""
+    given = given or {}
     onnx, ort = require('onnx', 'onnx'), require('onnxruntime', 'onnxruntime')
     constants = _constants(model)
     saturating = {}
@@ -79,7 +82,9 @@ def activation_ranges(model, calibration: Sequence[np.ndarray]) -> dict[str, tup
         tensor = torch.cat(parts)
         if not float(tensor.max()) > float(tensor.min()):
             continue
-        if name in saturating:
+        if name in given:
+            ranges[name] = given[name]
+        elif name in saturating:
             ranges[name] = fitted_range(tensor, saturating[name])
         else:
             ranges[name] = range_of_qparams(*observed_qparams(tensor, activation_observer()))
@@ -100,9 +105,12 @@ def quantize_onnx_static(float_path: str, output: str, calibration: Sequence[np.
     model = onnx.load(float_path)
     input_name = model.graph.input[0].name
     # As in the LiteRT path (core.deploy.pt2e_calibration.unit_clip_input_observers): a folded clamp's u is
-    # quantized on [0, 1], since the clamp discards what lies above.
-    ranges = activation_ranges(model, calibration) | {name: (0.0, 1.0) for name in unit_clip_inputs(model)}
-    ranges |= {name: chosen_range for name, chosen_range in (chosen or {}).items() if name in ranges}
+    # quantized on [0, 1], since the clamp discards what lies above; a range chosen elsewhere wins over both.
+    unit_clips = {name: (0.0, 1.0) for name in unit_clip_inputs(model)}
+    given = unit_clips | dict(chosen or {})
+    ranges = activation_ranges(model, calibration, given)
+    for name in unit_clips:  # a clamp input constant on the calibration patches still gets its range
+        ranges.setdefault(name, given[name])
     overrides = {name: [{'rmin': np.float32(low), 'rmax': np.float32(high)}] for name, (low, high) in ranges.items()}
 
     class Patches(quantization.CalibrationDataReader):
