@@ -10,8 +10,6 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-import core.convert  # noqa: F401  (the converter registry reads the folds the networks declare)
-
 _ROOT = Path(__file__).parent
 REGISTERED_FOLDERS = {'archs': '_arch', 'data': '_dataset', 'training/models': '_model'}
 
