@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from os import path as osp
 
 from core.errors import UserError
 
-# `.{stem}.{8 random characters}.tmp{ext}`: what staged_file creates and a killed process may leave behind
+# `.{stem}.{8 random characters}.tmp{ext}`: what staged_file and staged_outputs create and a killed process may leave
 _TEMPORARY = re.compile(r'^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?$')
 
 
@@ -42,13 +43,48 @@ def staged_file(output: str) -> Iterator[str]:
             os.remove(tmp)
 
 
+@contextlib.contextmanager
+def staged_outputs(outputs: list[str]) -> Iterator[list[str]]:
+    """Yield one temporary path per output (a file or a folder, like .mlpackage), inside a hidden folder beside
+    the first; they replace their outputs only if the block succeeds, the first output last, so a model file
+    never appears without the weights file it names. Outputs share one folder."""
+    folder = osp.dirname(osp.abspath(outputs[0]))
+    stem = osp.splitext(osp.basename(outputs[0]))[0]
+    staging = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f'.{stem}.', suffix='.tmp', dir=folder)
+        temporaries = [osp.join(staging, osp.basename(output)) for output in outputs]
+        yield temporaries
+        mask = os.umask(0)
+        os.umask(mask)
+        for tmp, output in reversed(list(zip(temporaries, outputs, strict=False))):
+            if osp.isdir(tmp):  # a folder cannot replace another in one step: the old one goes first
+                if osp.isdir(output):
+                    shutil.rmtree(output)
+                os.rename(tmp, output)
+            else:
+                os.chmod(tmp, 0o666 & ~mask)
+                os.replace(tmp, output)
+    except OSError as err:
+        raise UserError(f'cannot write {outputs[0]}: {err.strerror or err}; choose a writable folder with free '
+                        'space or fix the folder') from None
+    finally:
+        if staging is not None and osp.exists(staging):
+            shutil.rmtree(staging)
+
+
 def remove_orphaned_temporaries(folder: str) -> list[str]:
-    """Delete the temporary files an interrupted staged_file left in `folder`; returns their names."""
+    """Delete the temporaries an interrupted staged_file or staged_outputs left in `folder`; returns their names."""
     if not osp.isdir(folder):
         return []
     removed = []
     for name in sorted(os.listdir(folder)):
-        if _TEMPORARY.match(name) and osp.isfile(osp.join(folder, name)):
-            os.remove(osp.join(folder, name))
+        path = osp.join(folder, name)
+        if _TEMPORARY.match(name):
+            if osp.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
             removed.append(name)
     return removed
