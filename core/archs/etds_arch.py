@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from core.archs.detection import State, count_indexed, raw_layout, scale_from_channels, scale_from_plain_width
 from core.archs.network import DeployForm, SRNetwork, built_like, clamped_output, conv_params, load_convs
-from core.archs.shared import et_width, plain_last_width
+from core.archs.shared import et_width, plain_last_width, repeat_channels
 from core.errors import UserError
 from core.reparam import (
     clamp_tail,
@@ -208,7 +208,7 @@ class ETDSOnlyET(SRNetwork):
         feat = F.relu(self.conv_first(x))
         for conv in self.backbone_convs:
             feat = F.relu(conv(feat))
-        shortcut = torch.repeat_interleave(x, self.upscale * self.upscale, dim=1)
+        shortcut = repeat_channels(x, self.upscale * self.upscale)
         return self.pixel_shuffle(self.conv_last(feat) + shortcut)
 
     @torch.no_grad()

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from core.archs.detection import State, count_indexed, raw_layout, scale_from_channels
 from core.archs.network import DeployForm, SRNetwork, built_like, conv_params, load_convs, same_output
+from core.archs.shared import repeat_channels
 from core.errors import UserError
 from core.reparam import Conv, compose_kxk_1x1, from_stepwise_shuffle, identity_kernel, to_stepwise_shuffle
 
@@ -71,7 +72,7 @@ def _sesr_forward(x: torch.Tensor, first, blocks, acts, last, steps: tuple[int, 
     for block, act in zip(blocks, acts, strict=True):
         h = act(block(h))
     upscale = prod(steps)
-    out = last(h + f0) + torch.repeat_interleave(x, upscale * upscale, dim=1)
+    out = last(h + f0) + repeat_channels(x, upscale * upscale)
     for step in steps:
         out = F.pixel_shuffle(out, step)
     return out.clamp(0, 1)

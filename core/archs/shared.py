@@ -33,6 +33,20 @@ def input_channels(net: nn.Module, default: int = 3) -> int:
     return default if conv is None else conv.in_channels
 
 
+def repeat_channels(x: torch.Tensor, repeats: int) -> torch.Tensor:
+    """repeat_interleave along channels (each input channel s² times: the nearest-neighbour residual).
+
+    When exported (torch.export, or TorchScript tracing for pnnx) it is written as one-channel slices and a
+    concatenation: ncnn has no repeat_interleave layer, and XNNPACK (ExecuTorch) leaves the expand it becomes to
+    slow portable kernels. Both forms only copy values, so they agree bit for bit; training keeps the one op.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        # a one-channel input is not sliced: a no-op slice becomes aten.alias, which Core ML and XNNPACK reject
+        channels = [x] if x.shape[1] == 1 else [x[:, c:c + 1] for c in range(x.shape[1])]
+        return torch.cat([channel for channel in channels for _ in range(repeats)], dim=1)
+    return torch.repeat_interleave(x, repeats, dim=1)
+
+
 class RepeatShortcutNet(SRNetwork):
     """y = PixelShuffle(backbone(x) + repeat_interleave(x, s², dim=1)): the nearest-neighbour residual."""
 
@@ -40,7 +54,7 @@ class RepeatShortcutNet(SRNetwork):
     backbone: nn.Sequential
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = torch.repeat_interleave(x, self.upscale * self.upscale, dim=1)
+        shortcut = repeat_channels(x, self.upscale * self.upscale)
         return F.pixel_shuffle(self.backbone(x) + shortcut, self.upscale)
 
 

@@ -36,11 +36,18 @@ def bicubic_upsample_kernel(scale: int) -> torch.Tensor:
 def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     """MATLAB's border rule for imresize: mirror with the edge pixel repeated (index −1 → 0, −2 → 1).
 
-    Built from one-pixel slices and a concatenation rather than `flip`, which some TFLite lowerings reject.
+    Built from one-pixel slices and a concatenation rather than `flip`, which some TFLite lowerings reject, with
+    constant indices (negative from the end) so that no exporter sees an index computed from the image size:
+    ncnn has no layer for that.
     """
     for dim in (-2, -1):
-        size = x.shape[dim]
-        before = [x.narrow(dim, i, 1) for i in reversed(range(pad))]
-        after = [x.narrow(dim, size - 1 - i, 1) for i in range(pad)]
+        before = [_slice(x, dim, i, i + 1) for i in reversed(range(pad))]
+        after = [_slice(x, dim, -1 - i, -i or None) for i in range(pad)]
         x = torch.cat([*before, x, *after], dim=dim)
     return x
+
+
+def _slice(x: torch.Tensor, dim: int, start: int, stop: int | None) -> torch.Tensor:
+    index = [slice(None)] * x.dim()
+    index[dim] = slice(start, stop)
+    return x[tuple(index)]
