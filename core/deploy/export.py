@@ -1,9 +1,12 @@
-"""Export a deployable model to ONNX, ORT int8, TFLite fp32 or TFLite int8, checked before the file is kept.
+"""Export a deployable model to ONNX, TFLite, ncnn, ExecuTorch, Core ML or OpenVINO (fp32, fp16 or int8),
+checked before the file is kept.
 
-Every format is run by its own runtime on a real image (scikit-image's astronaut, shipped in its wheel) and
-compared with PyTorch: float formats must agree within the tolerance, int8 formats within the int8 tolerance
-(mean absolute error), else nothing is written. The file carries its scale, channels and receptive-field
-radius, so `scripts/upscale.py` needs nothing but the file.
+Every format but Core ML is run by its own runtime on a real image (scikit-image's astronaut, shipped in its
+wheel) and compared with PyTorch: float formats must agree within the tolerance, fp16 storage within
+FP16_TOLERANCE, int8 formats within the int8 tolerance (mean absolute error), else nothing is written. Core ML
+runs only on macOS: its program is read back and checked instead (core.deploy.coreml_export). Files carry their
+scale, channels and receptive-field radius (ncnn's give them by their layers), so `scripts/upscale.py` needs
+nothing but the file.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ from skimage import data as skimage_data
 from core.convert.conversion import load_network
 from core.data.colour import network_input
 from core.deploy.calibration import fit_to_size
+from core.deploy.coreml_export import PRECISIONS, export_coreml
+from core.deploy.executorch_export import export_executorch
 from core.deploy.model import DeployModel
+from core.deploy.native_runtimes import ExecuTorchRuntime, NcnnRuntime, OpenVinoRuntime
+from core.deploy.ncnn_export import export_ncnn
 from core.deploy.onnx_export import export_onnx
+from core.deploy.openvino_export import export_openvino
 from core.deploy.ort_quantization import quantize_onnx_static
 from core.deploy.output_ranges import ranges_summary
 from core.deploy.pt2e_calibration import calibrated_graph, observed_ranges, quantize_pt2e
@@ -31,11 +39,12 @@ from core.deploy.runtimes import OnnxRuntime, Runtime, TFLiteRuntime
 from core.deploy.tflite_export import convert_to_tflite, export_qat_tflite
 from core.errors import UserError
 from core.io.checkpoint import save_safetensors
-from core.io.formats import EXPORT_FORMATS, needs_calibration
-from core.io.staging import staged_file
+from core.io.formats import EXPORT_FORMATS, ncnn_app_name, needs_calibration, weights_file
+from core.io.staging import staged_file, staged_outputs
 
 DEFAULT_SIZE = (360, 640)  # LR input of the ETDS paper's mobile measurements (1440×2560 output at x4)
 ONNX_CHECK_SIZE = (96, 124)  # odd sizes are not needed: the graph is the same for every size
+FP16_TOLERANCE = 4e-3  # fp16 storage (the ncnn apps' files): about one grey level at the worst pixel
 
 
 @dataclass
@@ -45,6 +54,7 @@ class ExportReport:
     max_abs_diff: float
     mean_abs_diff: float
     int8_preparation: str = ''  # what was done to the float network before int8 quantization
+    note: str = ''  # what else the check found (Core ML: what was checked instead of running it)
 
 
 def check_image(num_in_ch: int, size: tuple[int, int]) -> np.ndarray:
@@ -81,6 +91,7 @@ class _Written:
     x: np.ndarray
     reference: torch.nn.Module
     ranges: list = field(default_factory=list)  # activation ranges the output error chose (int8)
+    note: str = ''  # what the writer found besides the numbers
 
 
 def _write_onnx(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
@@ -117,18 +128,62 @@ def _write_tflite_int8(model: DeployModel, net: torch.nn.Module, path: str, meta
     return _Written(TFLiteRuntime(path), x, model.net, ranges)
 
 
+def _write_ncnn(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
+    fp16 = options['ncnn_app'] is not None  # the apps' storage
+    export_ncnn(model.net, path, weights_file(path), model.num_in_ch, fp16=fp16)
+    return _Written(NcnnRuntime(path, fp16=fp16), check_image(model.num_in_ch, ONNX_CHECK_SIZE), model.net)
+
+
+def _write_executorch(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict,
+                      int8: bool = False) -> _Written:
+    x = check_image(model.num_in_ch, options['size'])
+    ranges, undelegated = export_executorch(net, path, torch.from_numpy(x), meta,
+                                            options['calibration'] if int8 else None, options['equalized'])
+    note = ('every op runs in XNNPACK' if not undelegated else
+            f"not taken by XNNPACK (portable kernels, slow): {', '.join(undelegated)}")
+    return _Written(ExecuTorchRuntime(path), x, model.net, ranges, note)
+
+
+def _write_executorch_int8(model: DeployModel, net: torch.nn.Module, path: str, meta: dict,
+                           options: dict) -> _Written:
+    return _write_executorch(model, net, path, meta, options, int8=True)
+
+
+def _write_openvino(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
+    export_openvino(model.net, path, model.num_in_ch, meta)
+    return _Written(OpenVinoRuntime(path), check_image(model.num_in_ch, ONNX_CHECK_SIZE), model.net)
+
+
 WRITERS = {'onnx': _write_onnx, 'onnx-int8': _write_onnx_int8, 'tflite': _write_tflite,
-           'tflite-int8': _write_tflite_int8}
+           'tflite-int8': _write_tflite_int8, 'ncnn': _write_ncnn, 'executorch': _write_executorch,
+           'executorch-int8': _write_executorch_int8, 'openvino': _write_openvino}
+
+
+def _export_coreml(model: DeployModel, fmt: str, output: str, meta: dict) -> ExportReport:
+    """Converted and read back, not run: Core ML predicts only on macOS."""
+    with staged_outputs([output]) as (tmp,):
+        check = export_coreml(model.net, tmp, model.num_in_ch, meta, PRECISIONS[fmt])
+    if PRECISIONS[fmt] == 'int8w':
+        weights = 'int8 weights in every conv'
+    elif check.weight_difference != check.weight_difference:  # NaN: the graph computes them (Bicubic's taps)
+        weights = 'conv weights computed in the graph, not compared'
+    else:
+        weights = f'conv weights within {check.weight_difference:.2g} of the network'
+    note = (f'checked, not run (Core ML predicts only on macOS): {check.convs} convs in '
+            f'{PRECISIONS[fmt]}, {weights}; ops {", ".join(op for op in check.ops if op != "const")}')
+    return ExportReport(fmt, output, float('nan'), float('nan'), note=note)
 
 
 def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int] = DEFAULT_SIZE,
                  calibration: list[np.ndarray] | None = None, nhwc_uint8: bool = False,
                  pixel_shuffle: str = 'depth-to-space', reduce_range: bool = False, tolerance: float = 1e-5,
-                 int8_tolerance: float = 0.02, equalized: bool = True, rounding: str = 'gptq') -> ExportReport:
+                 int8_tolerance: float = 0.02, equalized: bool = True, rounding: str = 'gptq',
+                 ncnn_app: str | None = None) -> ExportReport:
     """Write `output` in format `fmt` if its runtime reproduces the model; see the module docstring.
 
     Post-training int8 first prepares the network (`core.deploy.ptq`: PReLUs split, channels rescaled, weights
     GPTQ-rounded); `equalized=False` and `rounding='nearest'` give the plain quantizer's result.
+    `ncnn_app='realesrgan'` writes the ncnn file the SR apps load: `<name>-x<scale>.param/.bin`, fp16 storage.
     """
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown format '{fmt}'; choose one of {', '.join(EXPORT_FORMATS)}")
@@ -138,14 +193,22 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
     meta = export_meta(model, fmt, receptive_radius(model.net, model.num_in_ch, model.scale))
     if fmt == 'safetensors':
         return _export_safetensors(model, output, meta, tolerance)
+    if fmt in PRECISIONS:
+        return _export_coreml(model, fmt, output, meta)
+    if ncnn_app is not None:
+        if model.num_in_ch != 3:
+            raise UserError(f'the ncnn apps feed RGB; this model reads {model.num_in_ch} channel(s): export it '
+                            'without --ncnn-app')
+        output = ncnn_app_name(output, model.scale)
     net, preparation = model.net, ''
     if calibrates:
         prepared = prepare_for_int8(model.net, calibration, equalized, rounding)
         net, preparation = prepared.net, prepared.summary()
     options = dict(size=size, calibration=calibration, nhwc_uint8=nhwc_uint8, pixel_shuffle=pixel_shuffle,
-                   reduce_range=reduce_range, equalized=equalized)
-    with staged_file(output) as tmp:
-        written = WRITERS[fmt](model, net, tmp, meta, options)
+                   reduce_range=reduce_range, equalized=equalized, ncnn_app=ncnn_app)
+    fp16 = ncnn_app is not None
+    with staged_outputs([output] + ([weights_file(output)] if weights_file(output) else [])) as temporaries:
+        written = WRITERS[fmt](model, net, temporaries[0], meta, options)
         int8, uint8_edges = fmt.endswith('int8'), fmt == 'onnx' and nhwc_uint8
         max_diff, mean_diff = runtime_difference(written.runtime, written.reference, written.x,
                                                  pixels=int8 or uint8_edges, uint8_input=uint8_edges)
@@ -153,9 +216,9 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
             raise UserError(f'{fmt} is too far from fp32: mean abs difference {mean_diff:.3g} > {int8_tolerance:g} '
                             f'on the check image; calibrate on more representative images (--calib); '
                             f'{output} was not written')
-        limit = tolerance + (0.5 / 255 if uint8_edges else 0)  # uint8 edges: half a grey level of rounding
+        limit = FP16_TOLERANCE if fp16 else tolerance + (0.5 / 255 if uint8_edges else 0)  # uint8: half a level
         if not int8 and not max_diff <= limit:
             raise UserError(f'{written.runtime.name} differs from torch by {max_diff:.3g} (> {limit:.3g}) on the '
                             f'check image; {output} was not written')
     preparation = '; '.join(filter(None, [preparation, ranges_summary(written.ranges)]))
-    return ExportReport(fmt, output, max_diff, mean_diff, preparation)
+    return ExportReport(fmt, output, max_diff, mean_diff, preparation, written.note)

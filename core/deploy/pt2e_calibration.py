@@ -129,12 +129,13 @@ def fit_ranges_to_activations(graph_module) -> list[str]:
     return fitted
 
 
-def calibrated_graph(net: nn.Module, calibration: Sequence[np.ndarray], narrow_ranges: bool = False
-                     ) -> tuple[torch.fx.GraphModule, object, list[RangeChoice]]:
+def calibrated_graph(net: nn.Module, calibration: Sequence[np.ndarray], narrow_ranges: bool = False,
+                     quantizer=None) -> tuple[torch.fx.GraphModule, object, list[RangeChoice]]:
     """The PT2E-prepared graph of `net` with every activation range chosen (see the module docstring), its
-    quantizer, and the ranges the output error looked at (none unless `narrow_ranges`)."""
+    quantizer (litert's unless another is given, e.g. ExecuTorch's XNNPACK one), and the ranges the output error
+    looked at (none unless `narrow_ranges`)."""
     pt2e = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
-    quantizer = litert_quantizer()
+    quantizer = quantizer or litert_quantizer()
     reference = NetworkOutput(net).eval()
     graph = torch.export.export(reference, (torch.from_numpy(calibration[0]),)).module()
     prepared = pt2e.prepare_pt2e(graph, quantizer)
@@ -153,9 +154,10 @@ def observed_ranges(graph: torch.fx.GraphModule) -> dict[str, tuple[float, float
     return {source.name: observer_range(getattr(graph, name)) for name, source in activation_observers(graph)}
 
 
-def quantize_pt2e(net: nn.Module, calibration: Sequence[np.ndarray], narrow_ranges: bool = False
-                  ) -> tuple[torch.fx.GraphModule, object, list[RangeChoice]]:
-    """Post-training static int8 (the calibrated graph above), converted, at the calibration patches' size."""
+def quantize_pt2e(net: nn.Module, calibration: Sequence[np.ndarray], narrow_ranges: bool = False, quantizer=None,
+                  fold_quantize: bool = False) -> tuple[torch.fx.GraphModule, object, list[RangeChoice]]:
+    """Post-training static int8 (the calibrated graph above), converted, at the calibration patches' size.
+    LiteRT wants the weights' quantize ops kept (`fold_quantize=False`); ExecuTorch wants them folded."""
     pt2e = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
-    prepared, quantizer, choices = calibrated_graph(net, calibration, narrow_ranges)
-    return pt2e.convert_pt2e(prepared, fold_quantize=False), quantizer, choices
+    prepared, quantizer, choices = calibrated_graph(net, calibration, narrow_ranges, quantizer)
+    return pt2e.convert_pt2e(prepared, fold_quantize=fold_quantize), quantizer, choices

@@ -24,7 +24,6 @@ scripts/export.py writes the int8 TFLite without calibration.
 from __future__ import annotations
 
 import types
-import warnings
 from collections.abc import Mapping
 
 import torch
@@ -35,6 +34,7 @@ from core.archs.shared import input_channels
 from core.deploy.int8_grid import PIXEL_QPARAMS
 from core.deploy.optional import require
 from core.deploy.pt2e_calibration import edge_observers
+from core.deploy.xnnpack_quantizer import xnnpack_quantizer
 from core.errors import UserError
 
 QAT_DEFAULTS = {'weight_bits': 8, 'act_bits': 8, 'start_iter': 0}
@@ -109,13 +109,7 @@ def _eval(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
 def prepare_qat(net: nn.Module) -> torch.fx.GraphModule:
     """The deploy network as a fake-quantized, trainable graph (train/eval work as on any module)."""
     quantize = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
-    # torchao keeps this copy of the XNNPACK quantizer only as a deprecated example (the maintained one moved to
-    # ExecuTorch, a large dependency for an annotation); it is the one that prepares QAT graphs litert can convert.
-    xnnpack = require('torchao.testing.pt2e._xnnpack_quantizer', 'torchao')
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='XNNPACKQuantizer is deprecated')
-        quantizer = xnnpack.XNNPACKQuantizer().set_global(
-            xnnpack.get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
+    quantizer = xnnpack_quantizer(is_qat=True)  # litert's own quantizer cannot prepare QAT graphs
     device = next(iter([*net.parameters(), *net.buffers()]), torch.empty(0)).device
     example = torch.rand(2, input_channels(net), 16, 16, device=device)
     dynamic = {'x': {0: torch.export.Dim('batch', min=1, max=4096), 2: torch.export.Dim('height', min=4, max=16384),

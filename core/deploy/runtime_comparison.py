@@ -9,11 +9,16 @@ from os import path as osp
 import numpy as np
 import torch
 
+from core.deploy.app_tiling import app_forward
+from core.deploy.export import export_model
 from core.deploy.model import DeployModel
+from core.deploy.native_runtimes import NcnnRuntime
 from core.deploy.paired_psnr import Forward, y_psnr
 from core.deploy.receptive_field import receptive_radius
 from core.deploy.runtimes import Runtime, open_runtime
 from core.deploy.tiling import tiled_forward
+from core.errors import UserError
+from core.io.formats import EXPORT_EXTENSIONS
 
 
 def runtime_forward(runtime: Runtime, pad: int) -> Forward:
@@ -44,6 +49,18 @@ def compare_on_set(model: DeployModel, exported: str, dataroot: str) -> list[str
     return lines
 
 
+def compare_app_on_set(model: DeployModel, ncnn_param: str, dataroot: str) -> str:
+    """A line: the set's Y-PSNR when Real-ESRGAN-ncnn-vulkan runs the file (its tiles, mirrored borders, 8-bit
+    pixels, fp16 storage), beside torch fp32."""
+    name = osp.basename(osp.normpath(dataroot))
+    reference = y_psnr(model.net, dataroot, model.scale, _color(model))
+    runtime = NcnnRuntime(ncnn_param, fp16=True)
+    measured = y_psnr(lambda lq: torch.from_numpy(app_forward(runtime, lq.numpy())), dataroot, model.scale,
+                      _color(model))
+    return (f'{name} Y-PSNR as Real-ESRGAN-ncnn-vulkan and Upscayl run {osp.basename(ncnn_param)} (mirrored '
+            f'borders, 8-bit): {measured:.3f} dB ({measured - reference:+.3f} from torch fp32)')
+
+
 @dataclass(frozen=True)
 class QuantRow:
     label: str
@@ -53,8 +70,6 @@ class QuantRow:
 def quantization_rows(fp32: DeployModel, dataroot: str, calibration: list[np.ndarray], size: tuple[int, int],
                       qat: DeployModel | None = None) -> list[QuantRow]:
     """fp32 torch, PTQ int8 TFLite and (given a QAT checkpoint) QAT int8 TFLite Y-PSNR on one set."""
-    from core.deploy.export import export_model
-
     color = _color(fp32)
     pad = receptive_radius(fp32.net, fp32.num_in_ch, fp32.scale)
     rows = [QuantRow(f'{fp32.arch} fp32 (torch)', y_psnr(fp32.net, dataroot, fp32.scale, color))]
@@ -69,6 +84,66 @@ def quantization_rows(fp32: DeployModel, dataroot: str, calibration: list[np.nda
             rows.append(QuantRow('QAT int8 (TFLite)', y_psnr(runtime_forward(open_runtime(path), pad), dataroot,
                                                              qat.scale, color)))
     return rows
+
+
+@dataclass(frozen=True)
+class RuntimeRow:
+    format: str
+    runtime: str
+    max_abs_diff: float  # on the export check image (NaN: not run here)
+    psnr: float | None  # on the set (None: not run here, or the export failed)
+    note: str
+
+
+APP_FORMAT = 'ncnn app'  # the ncnn file the apps load, run as they run it (core.deploy.app_tiling)
+
+
+def runtime_rows(model: DeployModel, formats: list[str], dataroot: str, calibration: list[np.ndarray],
+                 size: tuple[int, int]) -> list[RuntimeRow]:
+    """Every format exported and run by its own runtime on the set (Core ML: converted and checked only), each
+    next to torch fp32; a format the runtime cannot hold gives its one-line error as the note."""
+    color = _color(model)
+    pad = receptive_radius(model.net, model.num_in_ch, model.scale)
+    rows = [RuntimeRow('torch fp32', 'torch', 0.0, y_psnr(model.net, dataroot, model.scale, color), '')]
+    with tempfile.TemporaryDirectory() as folder:
+        for fmt in formats:
+            app = fmt == APP_FORMAT
+            base = 'ncnn' if app else fmt
+            path = osp.join(folder, f"{fmt.replace(' ', '_')}{EXPORT_EXTENSIONS[base]}")
+            try:
+                report = export_model(model, base, path, size=size, calibration=calibration,
+                                      ncnn_app='realesrgan' if app else None)
+            except UserError as err:
+                rows.append(RuntimeRow(fmt, '', float('nan'), None, str(err)))
+                continue
+            if report.max_abs_diff != report.max_abs_diff:  # Core ML: not run here
+                rows.append(RuntimeRow(fmt, 'Core ML: macOS only', report.max_abs_diff, None,
+                                       report.note.split(': ', 1)[-1]))
+                continue
+            if app:
+                runtime = NcnnRuntime(report.output, fp16=True)
+                forward = (lambda r: lambda lq: torch.from_numpy(app_forward(r, lq.numpy())))(runtime)
+                name = 'ncnn as Real-ESRGAN-ncnn-vulkan runs it'
+            else:
+                runtime = open_runtime(report.output)
+                forward, name = runtime_forward(runtime, pad), runtime.name
+            rows.append(RuntimeRow(fmt, name, report.max_abs_diff, y_psnr(forward, dataroot, model.scale, color),
+                                   report.note))
+    return rows
+
+
+def format_runtime_rows(title: str, rows: list[RuntimeRow], dataroot: str) -> str:
+    """A markdown table: format, runtime, max abs difference, Y-PSNR and its change from torch fp32."""
+    name = osp.basename(osp.normpath(dataroot))
+    lines = [f'**{title}**', '', f'| format | runs on | max abs diff (check image) | {name} Y-PSNR | vs torch fp32 |',
+             '| --- | --- | ---: | ---: | ---: |']
+    for row in rows:
+        diff = '—' if row.max_abs_diff != row.max_abs_diff else f'{row.max_abs_diff:.2g}'
+        psnr = '—' if row.psnr is None else f'{row.psnr:.3f}'
+        change = '—' if row.psnr is None else f'{row.psnr - rows[0].psnr:+.3f}'
+        note = f' ({row.note})' if row.note and row.psnr is None else ''
+        lines.append(f'| {row.format} | {row.runtime or "not exported"}{note} | {diff} | {psnr} | {change} |')
+    return '\n'.join(lines)
 
 
 def format_rows(rows: list[QuantRow], dataroot: str) -> str:

@@ -1,4 +1,5 @@
-"""One interface over the three places a model runs: PyTorch, onnxruntime and the LiteRT interpreter.
+"""One interface over the places a model runs: PyTorch, onnxruntime, the LiteRT interpreter, and (from
+core.deploy.native_runtimes) ncnn, ExecuTorch and OpenVINO.
 
 Each runtime takes and returns NCHW float32 images in [0, 1]; whatever the file wants at its edges (uint8
 NHWC camera buffers, int8 tensors with their scale and zero point) is converted here, so tiling, upscaling
@@ -20,7 +21,9 @@ from core.archs.network import first_output
 from core.deploy.file_metadata import META_KEY
 from core.deploy.model import DeployModel, load_deploy_model
 from core.deploy.native_logs import native_output_to_log
+from core.deploy.native_runtimes import ExecuTorchRuntime, NcnnRuntime, OpenVinoRuntime
 from core.deploy.optional import require
+from core.deploy.tflite_flatbuffer import read_metadata
 from core.errors import UserError
 from core.io.formats import file_backend
 
@@ -76,6 +79,7 @@ class OnnxRuntime:
         shape = self.input.shape
         self.num_in_ch = int(shape[3] if self.nhwc_uint8 else shape[1])
         self.scale = int(self.meta['scale']) if 'scale' in self.meta else self._measure_scale()
+        self.radius = self.meta.get('radius')  # receptive field, for tiling; files from elsewhere may lack it
 
     def _measure_scale(self) -> int:
         return self(np.zeros((1, self.num_in_ch, 8, 8), np.float32)).shape[-1] // 8
@@ -106,6 +110,7 @@ class TFLiteRuntime:
         _, self.num_in_ch, height, width = (int(v) for v in self.input['shape'])
         self.fixed_size = (height, width)
         self.scale = int(self.output['shape'][-1]) // width
+        self.radius = read_metadata(self.path).get('radius')
 
     def to_file_input(self, image: np.ndarray) -> np.ndarray:
         """A 1×C×H×W float image in [0, 1] as the file's input tensor (int8 pixels for an int8 file)."""
@@ -132,13 +137,24 @@ class TFLiteRuntime:
         return np.concatenate(outputs)
 
 
-def open_runtime(path: str, opt_path: str | None = None, threads: int | None = None) -> Runtime:
-    """A runtime for a checkpoint (.pth, any form the toolkit knows) or an exported .onnx / .tflite file."""
+def open_runtime(path: str, opt_path: str | None = None, threads: int | None = None,
+                 vulkan: bool = False) -> Runtime:
+    """A runtime for a checkpoint (.pth, any form the toolkit knows) or an exported file (.onnx, .tflite, ncnn
+    .param, .pte, OpenVINO .xml); `vulkan` runs an ncnn file on the Vulkan device."""
+    kind = file_backend(path)
+    if kind == 'coreml':
+        raise UserError(f'{path} is a Core ML model: it runs only on macOS and iOS; export another format to run '
+                        'it here (onnx, ncnn, openvino)')
     if not osp.isfile(path):
         raise UserError(f'--model {path} does not exist; check the path')
-    kind = file_backend(path)
     if kind == 'onnxruntime':
         return OnnxRuntime(path)
     if kind == 'tflite':
         return TFLiteRuntime(path, threads=threads)
+    if kind == 'ncnn':
+        return NcnnRuntime(path, vulkan=vulkan, threads=threads)
+    if kind == 'executorch':
+        return ExecuTorchRuntime(path)
+    if kind == 'openvino':
+        return OpenVinoRuntime(path, threads=threads)
     return TorchRuntime(load_deploy_model(path, opt_path))

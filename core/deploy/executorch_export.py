@@ -1,0 +1,67 @@
+"""ExecuTorch export (.pte), every conv delegated to XNNPACK, in fp32 or int8.
+
+The program has one input size (like TFLite): XNNPACK plans its memory for the largest shape a dynamic program
+allows, so a fixed size costs nothing on a phone and keeps memory to what the size needs. int8 uses ExecuTorch's
+own XNNPACKQuantizer (core.deploy.xnnpack_quantizer) on the graph `core.deploy.pt2e_calibration` calibrates, so
+the ranges are chosen exactly as for LiteRT and ONNX Runtime. Scale, input channels and receptive-field radius
+are stored as constant methods (`scale`, `num_in_ch`, `radius`) that the runtime reads back.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.deploy.native_logs import native_output_to_log
+from core.deploy.optional import require
+from core.deploy.output_ranges import RangeChoice
+from core.deploy.pt2e_calibration import quantize_pt2e
+from core.deploy.wrappers import NetworkOutput
+from core.deploy.xnnpack_quantizer import xnnpack_quantizer
+from core.errors import UserError
+
+META_METHODS = ('scale', 'num_in_ch', 'radius')
+
+
+def undelegated_ops(edge) -> list[str]:
+    """Op types left to ExecuTorch's portable kernels (slow on a phone) instead of XNNPACK."""
+    debug = require('executorch.devtools.backend_debug', 'executorch')
+    table = debug.get_delegation_info(edge.exported_program().graph_module).get_operator_delegation_dataframe()
+    left = table[table['occurrences_in_non_delegated_graphs'] > 0]['op_type']
+    # getitem unpacks a delegate's outputs; alloc is the memory planned for what is left, not an op of its own
+    return sorted(op for op in left if op not in ('getitem', 'alloc', 'Total'))
+
+
+def _lower(graph: nn.Module, example: torch.Tensor, meta: dict) -> tuple[bytes, list[str]]:
+    exir = require('executorch.exir', 'executorch')
+    partitioner = require('executorch.backends.xnnpack.partition.xnnpack_partitioner', 'executorch')
+    with native_output_to_log('executorch'), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        program = torch.export.export(graph, (example,))
+        edge = exir.to_edge_transform_and_lower(program, partitioner=[partitioner.XnnpackPartitioner()],
+                                                constant_methods={key: int(meta[key]) for key in META_METHODS})
+        return edge.to_executorch().buffer, undelegated_ops(edge)
+
+
+def export_executorch(net: nn.Module, path: str, example: torch.Tensor, meta: dict,
+                      calibration: Sequence[np.ndarray] | None = None, narrow_ranges: bool = False
+                      ) -> tuple[list[RangeChoice], list[str]]:
+    """Write the .pte (fp32, or int8 when calibration patches are given); returns the ranges int8 chose and the
+    op types XNNPACK did not take."""
+    ranges: list[RangeChoice] = []
+    graph = NetworkOutput(net.float().eval())
+    try:
+        if calibration is not None:
+            graph, _, ranges = quantize_pt2e(net, calibration, narrow_ranges, xnnpack_quantizer(), fold_quantize=True)
+        buffer, undelegated = _lower(graph, example, meta)
+    except UserError:
+        raise
+    except Exception as err:  # torch.export and the lowering raise many types
+        raise UserError(f'ExecuTorch cannot lower this network: {str(err).splitlines()[0][:300]}') from None
+    with open(path, 'wb') as handle:
+        handle.write(buffer)
+    return ranges, undelegated
