@@ -30,6 +30,11 @@ setup(
         # scripts/export.py, scripts/upscale.py --backend, scripts/benchmark_models.py; core.deploy.optional names it
         'export': ['onnxruntime>=1.20', 'onnxscript>=0.5', 'litert-torch>=0.10', 'ai-edge-litert>=2.0',
                    'torchao>=0.14', 'matplotlib>=3.8'],
+        # one per runtime apps ship (scripts/export.py --format, scripts/upscale.py --backend)
+        'ncnn': ['pnnx>=20261020', 'ncnn>=1.0.20261020'],
+        'executorch': ['executorch>=1.5', 'torchao>=0.18'],
+        'coreml': ['coremltools>=9.0'],
+        'openvino': ['openvino>=2026.0'],
         'dev': ['pytest>=8', 'ruff>=0.6', 'import-linter>=2.10'],
     },
 )

@@ -5,7 +5,8 @@ python scripts/benchmark_models.py --models "ETDS-M4C32 x4" --rounds 3
 
 Each model runs in its own process (so peak RSS is its own), with the machine's fp32 GEMM peak measured in that
 same process; its backends (torch eager, channels_last, torch.compile, onnxruntime, LiteRT fp32 and int8, ORT
-int8) take turns round by round, so load on a shared machine slows them alike. Only ratios and fractions of the
+int8, OpenVINO, ncnn on the CPU and on Vulkan, ExecuTorch fp32 and int8) take turns round by round, so load on a
+shared machine slows them alike. Only ratios and fractions of the
 peak mean anything across machines. Writes models.json, models.md and psnr_vs_latency.png to --output-dir.
 """
 
@@ -24,9 +25,11 @@ from core.cli.arguments import image_size  # standard library only: --help stays
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # 'int8 plain' is the quantizer alone (export.py --no-equalize --rounding nearest), timed beside the prepared int8
 # (PReLUs split, channels rescaled, GPTQ): the preparation changes widths, so its speed is measured, not assumed.
-BACKENDS = ('torch eager', 'torch channels_last', 'torch compile', 'onnxruntime', 'litert fp32', 'litert int8',
-            'litert int8 plain', 'ort int8', 'ort int8 plain')
-FP32 = BACKENDS[:5]
+# 'ncnn vulkan' runs on lavapipe here, Mesa's Vulkan driver on the CPU: a functional check, not a speed.
+BACKENDS = ('torch eager', 'torch channels_last', 'torch compile', 'onnxruntime', 'litert fp32', 'openvino', 'ncnn',
+            'executorch', 'ncnn vulkan', 'litert int8', 'litert int8 plain', 'ort int8', 'ort int8 plain',
+            'executorch int8')
+FP32 = BACKENDS[:8]  # the CPU fp32 backends the best fp32 is chosen from
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,7 +79,7 @@ def _exported_runners(model, x, size: tuple[int, int], threads: int, folder: str
     import numpy as np
 
     from core.deploy.export import check_image, export_model
-    from core.deploy.runtimes import OnnxRuntime, TFLiteRuntime
+    from core.deploy.runtimes import TFLiteRuntime, open_runtime
     from core.errors import UserError
 
     calibration = [check_image(model.num_in_ch, size)]
@@ -86,23 +89,27 @@ def _exported_runners(model, x, size: tuple[int, int], threads: int, folder: str
                'litert int8': ('tflite-int8', 'q.tflite', calibration, {}),
                'litert int8 plain': ('tflite-int8', 'p.tflite', calibration, plain),
                'ort int8': ('onnx-int8', 'q.onnx', small, {}),
-               'ort int8 plain': ('onnx-int8', 'p.onnx', small, plain)}
+               'ort int8 plain': ('onnx-int8', 'p.onnx', small, plain),
+               'openvino': ('openvino', 'm.xml', None, {}), 'ncnn': ('ncnn', 'm.param', None, {}),
+               'ncnn vulkan': ('ncnn', 'm.param', None, {}), 'executorch': ('executorch', 'f.pte', None, {}),
+               'executorch int8': ('executorch-int8', 'q.pte', calibration, {})}
     runners, outputs = {}, {}
     for backend, (fmt, file, calib, int8_options) in exports.items():
         path = osp.join(folder, file)
         try:
             # timing, not shipping: keep every file and record its difference (max_abs_diff in the JSON)
-            export_model(model, fmt, path, size=size, calibration=calib, tolerance=1e-4,
-                         int8_tolerance=float('inf'), **int8_options)
+            if not osp.exists(path):  # ncnn vulkan runs the ncnn file
+                export_model(model, fmt, path, size=size, calibration=calib, tolerance=1e-4,
+                             int8_tolerance=float('inf'), **int8_options)
+            runtime = (TFLiteRuntime(path, threads=threads) if fmt.startswith('tflite') else
+                       open_runtime(path, threads=threads, vulkan=backend == 'ncnn vulkan'))
         except UserError as err:
             notes[backend] = str(err)
             continue
-        if fmt.startswith('onnx'):
-            runtime = OnnxRuntime(path)
-            runners[backend] = (lambda r: lambda: r(x))(runtime)
-        else:  # time what the device runs: its own (int8 or float) tensors in and out, no host conversion
-            runtime = TFLiteRuntime(path, threads=threads)
+        if fmt.startswith('tflite'):  # time what the device runs: its own (int8 or float) tensors, no conversion
             runners[backend] = (lambda r, v: lambda: r.invoke(v))(runtime, runtime.to_file_input(x))
+        else:
+            runners[backend] = (lambda r: lambda: r(x))(runtime)
         outputs[backend] = runtime(x)
     return runners, outputs
 
@@ -183,7 +190,8 @@ def markdown_table(results: list[dict], machine: dict) -> str:
              f"Input {results[0]['input'][0]}×{results[0]['input'][1]} LR, batch 1. Latency in ms (median of "
              'interleaved rounds); in brackets, the fraction of the fp32 GEMM peak measured in the same process: '
              f'the faster of two 2048² GEMMs (medians over the processes, GFLOP/s: {peaks}). '
-             'int8 columns are not counted against the fp32 peak.', '',
+             'int8 columns are not counted against the fp32 peak; ncnn vulkan runs on lavapipe (Mesa\'s Vulkan on '
+             'the CPU) here, a functional check, not a speed.', '',
              '| model | params | GMACs | peak RSS (MB) | ' + ' | '.join(BACKENDS)
              + ' | best fp32 | best fp32 vs torch.mm alone | Set5 Y-PSNR |',
              '| --- | ---: | ---: | ---: | ' + ' | '.join('---:' for _ in BACKENDS) + ' | --- | ---: | --- |']
@@ -194,7 +202,8 @@ def markdown_table(results: list[dict], machine: dict) -> str:
                 cells.append('n/a')
                 continue
             ms = r['latency_s'][backend] * 1000
-            cells.append(f"{ms:.1f}" + ('' if 'int8' in backend else f" ({r['peak_fraction'][backend]:.2f})"))
+            counted = backend in FP32  # int8 and lavapipe (Vulkan on the CPU) are not held to the fp32 peak
+            cells.append(f"{ms:.1f}" + (f" ({r['peak_fraction'][backend]:.2f})" if counted else ''))
         best = min(FP32, key=lambda b: r['latency_s'].get(b, float('inf')))
         psnr = f"{r['psnr']:.3f} ({r['psnr_source'].split(':')[0]})" if r['psnr'] else '—'
         versus_mm = 2 * r['macs'] / r['latency_s'][best] / r['gemm_peaks_flops']['torch.mm']

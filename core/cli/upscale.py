@@ -4,9 +4,10 @@ python scripts/upscale.py --model ETDS_M4C32_x4_plain.pth --input photos/ --outp
 python scripts/upscale.py --model etds_x4_int8.tflite --input photo.png --output upscaled/ --compare
 
 --model: a checkpoint (converted, official raw, or a training form, converted and verified on the fly), or an
-exported .onnx / .tflite file. Large images: --tile 256 keeps memory bounded; the default --tile-pad is the
-model's receptive-field radius, so tiles stitch exactly as whole-image inference. Gray, RGB, RGBA (alpha
-upscaled bicubically) and 16-bit PNGs keep their kind; 1-channel models run on Y with the bicubic CbCr.
+exported file: .onnx, .tflite, ncnn .param (with its .bin), ExecuTorch .pte or OpenVINO .xml. Large images:
+--tile 256 keeps memory bounded; the default --tile-pad is the model's receptive-field radius, so tiles stitch
+exactly as whole-image inference. Gray, RGB, RGBA (alpha upscaled bicubically) and 16-bit PNGs keep their kind;
+1-channel models run on Y with the bicubic CbCr.
 """
 
 from __future__ import annotations
@@ -19,13 +20,22 @@ from core.cli.arguments import image_size
 from core.errors import run_cli
 from core.io.formats import FILE_BACKENDS, file_backend
 
-BACKENDS = ('torch', 'onnxruntime', 'tflite')
+BACKENDS = ('torch', 'onnxruntime', 'tflite', 'ncnn', 'ncnn-vulkan', 'executorch', 'openvino')
+EXPORT_FOR_BACKEND = {'onnxruntime': 'onnx', 'tflite': 'tflite', 'ncnn': 'ncnn', 'ncnn-vulkan': 'ncnn',
+                      'executorch': 'executorch', 'openvino': 'openvino'}
+
+
+def _backends_for(ext: str) -> tuple[str, ...]:
+    """The --backend values a model file accepts: its runtime (an ncnn file also on the Vulkan device)."""
+    backend = FILE_BACKENDS[ext]
+    return (backend, 'ncnn-vulkan') if backend == 'ncnn' else (backend,)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='scripts/upscale.py', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model', required=True, help='checkpoint (.pth), .onnx or .tflite file')
+    parser.add_argument('--model', required=True,
+                        help='checkpoint (.pth), or an exported .onnx, .tflite, .param (ncnn), .pte or .xml file')
     parser.add_argument('--input', required=True, help='an image file or a folder of images')
     parser.add_argument('--output', required=True, help='folder for <input stem><suffix>.png')
     parser.add_argument('--suffix', default='', help='appended to each output stem (default: none)')
@@ -34,20 +44,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='read a raw state_dict as this network (for weights that fit more than one, e.g. '
                              'Plain or ETDSOnlyET)')
     parser.add_argument('--backend', choices=BACKENDS, default=None,
-                        help='torch, or run a .pth through a temporary ONNX / TFLite export to see what a phone '
-                             'shows (default: what --model is)')
+                        help='torch, or run a .pth through a temporary export to see what a phone or app shows; '
+                             'ncnn-vulkan runs ncnn on the Vulkan device with fp16 storage, as the ncnn apps do '
+                             '(default: what --model is)')
     parser.add_argument('--tile', type=int, default=None, help='tile size in LR pixels (default: whole image)')
     parser.add_argument('--tile-pad', type=int, default=None,
                         help="LR pixels of context around each tile (default: the model's receptive-field radius)")
     parser.add_argument('--size', type=image_size(), default='360x640',
-                        help='input size of a temporary TFLite export (--backend)')
+                        help='input size of a temporary TFLite or ExecuTorch export (--backend)')
     parser.add_argument('--compare', action='store_true',
                         help='also write <stem>_compare.png: bicubic | model | ground truth (with --gt)')
     parser.add_argument('--gt', default=None, help='folder of ground-truth images named like the inputs')
     args = parser.parse_args(argv)
     ext = osp.splitext(args.model)[1].lower()
-    if ext in FILE_BACKENDS and args.backend not in (None, FILE_BACKENDS[ext]):
-        parser.error(f'--model {osp.basename(args.model)} runs on {FILE_BACKENDS[ext]}, not --backend {args.backend}')
+    if ext in FILE_BACKENDS and args.backend not in (None, *_backends_for(ext)):
+        parser.error(f'--model {osp.basename(args.model)} runs on {" or ".join(_backends_for(ext))}, '
+                     f'not --backend {args.backend}')
     if args.tile is not None and args.tile < 1:
         parser.error('--tile must be a positive number of LR pixels')
     if args.tile_pad is not None and args.tile_pad < 0:
@@ -59,27 +71,25 @@ def _runtime_and_radius(args: argparse.Namespace, workdir: str):
     """The runtime to drive, its receptive-field radius, and a line saying what runs."""
     from core.deploy.model import load_deploy_model
     from core.deploy.receptive_field import receptive_radius
-    from core.deploy.runtimes import OnnxRuntime, TFLiteRuntime, TorchRuntime, open_runtime
-    from core.deploy.tflite_flatbuffer import read_metadata
+    from core.deploy.runtimes import TorchRuntime, open_runtime
+    from core.io.formats import EXPORT_EXTENSIONS
 
-    kind = file_backend(args.model)
-    if kind == 'onnxruntime':
-        runtime = open_runtime(args.model)
-        return runtime, runtime.meta.get('radius'), f'{args.model} on onnxruntime'
-    if kind == 'tflite':
-        runtime = open_runtime(args.model)
-        return runtime, read_metadata(args.model).get('radius'), f'{args.model} on the LiteRT interpreter'
+    vulkan = args.backend == 'ncnn-vulkan'
+    if file_backend(args.model) != 'torch':
+        runtime = open_runtime(args.model, vulkan=vulkan)
+        return runtime, runtime.radius, f'{args.model} on {runtime.name}'
     model = load_deploy_model(args.model, args.opt, arch=args.arch)
     radius = receptive_radius(model.net, model.num_in_ch, model.scale)
     if args.backend in (None, 'torch'):
         return TorchRuntime(model), radius, model.origin
     from core.deploy.export import export_model
 
-    fmt = 'onnx' if args.backend == 'onnxruntime' else 'tflite'
-    path = osp.join(workdir, f'model.{fmt}')
+    fmt = EXPORT_FOR_BACKEND[args.backend]
+    path = osp.join(workdir, f'model{EXPORT_EXTENSIONS[fmt]}')
     report = export_model(model, fmt, path, size=args.size)
-    runtime = OnnxRuntime(path) if fmt == 'onnx' else TFLiteRuntime(path)
-    return runtime, radius, f'{model.origin}; exported to {fmt} (max abs difference {report.max_abs_diff:.2g})'
+    runtime = open_runtime(path, vulkan=vulkan)
+    return runtime, radius, (f'{model.origin}; exported to {fmt} (max abs difference {report.max_abs_diff:.2g}), '
+                             f'run on {runtime.name}')
 
 
 def _output_path(args: argparse.Namespace, image: str, tag: str = '') -> str:

@@ -150,12 +150,30 @@ def test_export_cli_end_to_end_with_evaluation(tmp_path):
 
 
 @pytest.mark.slow
+def test_export_cli_writes_the_apps_ncnn_files_and_what_the_apps_borders_cost(tmp_path):
+    from conftest import write_edsr_pairs
+
+    ckpt = _etds_checkpoint(tmp_path)
+    pairs = write_edsr_pairs(tmp_path / 'set', 2, [(40, 36)])
+    result = run_repo_script('scripts/export.py', '--model', ckpt, '--format', 'ncnn', '--ncnn-app', 'realesrgan',
+                             '--output', str(tmp_path / 'models' / 'tiny.param'), '--eval-data', str(pairs))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / 'models').iterdir()) == ['tiny-x2.bin', 'tiny-x2.param']
+    assert f"wrote {tmp_path / 'models' / 'tiny-x2.param'} and {tmp_path / 'models' / 'tiny-x2.bin'}" in result.stdout
+    assert '-n tiny-x2 -s 2' in result.stdout
+    assert 'as Real-ESRGAN-ncnn-vulkan and Upscayl run tiny-x2.param' in result.stdout
+    assert 'ncnn (tiny-x2.param)' in result.stdout  # the file on ncnn's CPU runtime, beside torch
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('extra, message', [
     (['--format', 'onnx', '--output', '{tmp}/x.tflite'], 'writes a .onnx file'),
     (['--format', 'onnx-int8', '--output', '{tmp}/x.onnx'], 'needs calibration images'),
     (['--format', 'onnx', '--output', '{tmp}/etds.onnx', '--model', '{tmp}/etds.onnx'], 'is the input model'),
     (['--format', 'tflite-int8', '--output', '{tmp}/x.tflite', '--calib', '{tmp}/empty'], 'holds no images'),
     (['--format', 'tflite-int8', '--output', '{tmp}/x.tflite', '--calib', '{tmp}/gray'], 'only grayscale images'),
+    (['--format', 'onnx', '--output', '{tmp}/x.onnx', '--ncnn-app', 'realesrgan'], 'is an option of --format ncnn'),
+    (['--format', 'ncnn', '--output', '{tmp}/x.bin'], 'writes a .param file'),
 ])
 def test_export_cli_refuses_in_one_line(tmp_path, extra, message):
     ckpt = _etds_checkpoint(tmp_path)
