@@ -7,8 +7,9 @@ python scripts/export.py --model net_g_latest.pth --format tflite-int8 --output 
 python scripts/export.py --model ETDS_M4C32_x4_plain.pth --format ncnn --ncnn-app realesrgan --output models/etds.param
 
 --model takes any checkpoint the toolkit knows: converted (meta), official raw (detected) or a training form
-(converted and verified on the fly). TFLite and ExecuTorch files have a fixed input size (--size, default 360x640
-LR); scripts/upscale.py tiles any image through them. ncnn and OpenVINO write two files (.param/.xml and .bin).
+(converted and verified on the fly). TFLite files take one input size, ExecuTorch files any size up to it (--size,
+default 360x640 LR); scripts/upscale.py tiles any image through them. ncnn and OpenVINO write two files
+(.param/.xml and .bin).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from core.errors import run_cli
 from core.io.formats import (
     EXPORT_EXTENSIONS,
     EXPORT_FORMATS,
-    FIXED_SIZE_FORMATS,
+    SIZED_FORMATS,
     needs_calibration,
     weights_file,
 )
@@ -43,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='read a raw state_dict as this network (for weights that fit more than one, e.g. '
                              'Plain or ETDSOnlyET)')
     parser.add_argument('--size', type=image_size(2), default=(360, 640),
-                        help='TFLite and ExecuTorch input size HEIGHTxWIDTH in LR pixels (default 360x640)')
+                        help='TFLite input size, ExecuTorch largest input: HEIGHTxWIDTH in LR pixels (default 360x640)')
     parser.add_argument('--calib', default=None, help='folder of LR images for int8 calibration (default: -opt)')
     parser.add_argument('--calib-count', type=int, default=16, help='calibration patches (default 16)')
     parser.add_argument('--eval-data', default=None,
@@ -97,7 +98,7 @@ def export(args: argparse.Namespace) -> None:
             raise UserError(f'--format {args.format} needs calibration images: pass --calib FOLDER of LR images '
                             'or -opt with the training YAML')
         folder = args.calib or calibration_folder_from_yaml(args.opt)
-        size = args.size if args.format in FIXED_SIZE_FORMATS else ORT_CALIBRATION_SIZE
+        size = args.size if args.format in SIZED_FORMATS else ORT_CALIBRATION_SIZE
         calibration = calibration_patches(folder, size, args.calib_count, model.num_in_ch, on_note=print)
         print(f'calibration: {len(calibration)} patches of {size[0]}x{size[1]} from {folder}')
     report = export_model(model, args.format, args.output, size=args.size, calibration=calibration,

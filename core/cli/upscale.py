@@ -103,7 +103,7 @@ def upscale(args: argparse.Namespace) -> int:
 
     import core.plugin  # noqa: F401  (registers the archs and converters)
     from core.deploy.images import list_images, picture_to_array, read_picture, write_image
-    from core.deploy.tiling import check_tile, fixed_size_tile
+    from core.deploy.tiling import bounded_tile, check_tile, fixed_size_tile
     from core.deploy.upscaling import compare_strip, tiles_per_image, upscale_picture
     from core.errors import UserError
 
@@ -122,6 +122,7 @@ def upscale(args: argparse.Namespace) -> int:
             check_tile(args.tile, pad)
         if runtime.fixed_size is not None:
             tile = tile or fixed_size_tile(runtime.fixed_size, pad)
+        tile = bounded_tile(tile, pad, runtime.max_size)  # an ExecuTorch program's largest input
         print(f'model: {origin}; x{runtime.scale}, {runtime.num_in_ch} input channel(s), tile pad {pad}')
         failed = []
         for image in tqdm(images, desc='images', unit='img', disable=len(images) == 1):

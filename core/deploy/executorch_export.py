@@ -1,7 +1,8 @@
 """ExecuTorch export (.pte), every conv delegated to XNNPACK, in fp32 or int8.
 
-The program has one input size (like TFLite): XNNPACK plans its memory for the largest shape a dynamic program
-allows, so a fixed size costs nothing on a phone and keeps memory to what the size needs. int8 uses ExecuTorch's
+The program takes any input size up to the export size (`--size`, the bound XNNPACK plans its memory for, so a
+phone pays for no more than that): smaller images run whole and exactly as torch runs them, larger ones are tiled
+to the bound by `core.deploy.tiling`. int8 uses ExecuTorch's
 own XNNPACKQuantizer (core.deploy.xnnpack_quantizer) on the graph `core.deploy.pt2e_calibration` calibrates, so
 the ranges are chosen exactly as for LiteRT and ONNX Runtime. Scale, input channels and receptive-field radius
 are stored as constant methods (`scale`, `num_in_ch`, `radius`) that the runtime reads back.
@@ -28,12 +29,13 @@ META_METHODS = ('scale', 'num_in_ch', 'radius')
 
 
 def undelegated_ops(edge) -> list[str]:
-    """Op types left to ExecuTorch's portable kernels (slow on a phone) instead of XNNPACK."""
+    """Tensor op types left to ExecuTorch's portable kernels instead of XNNPACK. (A bounded dynamic program
+    always leaves PixelShuffle's reshape, `aten_view_copy_default`, there: a copy, measured as fast as the fully
+    delegated fixed-size program. Symbolic size arithmetic, getitem and alloc are not tensor ops.)"""
     debug = require('executorch.devtools.backend_debug', 'executorch')
     table = debug.get_delegation_info(edge.exported_program().graph_module).get_operator_delegation_dataframe()
     left = table[table['occurrences_in_non_delegated_graphs'] > 0]['op_type']
-    # getitem unpacks a delegate's outputs; alloc is the memory planned for what is left, not an op of its own
-    return sorted(op for op in left if op not in ('getitem', 'alloc', 'Total'))
+    return sorted(op for op in left if op.startswith('aten_'))
 
 
 def _lower(graph: nn.Module, example: torch.Tensor, meta: dict) -> tuple[bytes, list[str]]:
@@ -41,7 +43,9 @@ def _lower(graph: nn.Module, example: torch.Tensor, meta: dict) -> tuple[bytes, 
     partitioner = require('executorch.backends.xnnpack.partition.xnnpack_partitioner', 'executorch')
     with native_output_to_log('executorch'), warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        program = torch.export.export(graph, (example,))
+        bound = {'x': {2: torch.export.Dim('height', min=4, max=example.shape[2]),
+                       3: torch.export.Dim('width', min=4, max=example.shape[3])}}
+        program = torch.export.export(graph, (example,), dynamic_shapes=bound)
         edge = exir.to_edge_transform_and_lower(program, partitioner=[partitioner.XnnpackPartitioner()],
                                                 constant_methods={key: int(meta[key]) for key in META_METHODS})
         return edge.to_executorch().buffer, undelegated_ops(edge)

@@ -140,7 +140,7 @@ def _write_executorch(model: DeployModel, net: torch.nn.Module, path: str, meta:
     ranges, undelegated = export_executorch(net, path, torch.from_numpy(x), meta,
                                             options['calibration'] if int8 else None, options['equalized'])
     note = ('every op runs in XNNPACK' if not undelegated else
-            f"not taken by XNNPACK (portable kernels, slow): {', '.join(undelegated)}")
+            f"left to ExecuTorch's portable kernels: {', '.join(undelegated)}")
     return _Written(ExecuTorchRuntime(path), x, model.net, ranges, note)
 
 

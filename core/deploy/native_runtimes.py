@@ -28,6 +28,7 @@ class NcnnRuntime:
     fp16: bool = False
     threads: int | None = None
     fixed_size: tuple[int, int] | None = None  # pnnx files take any size
+    max_size: tuple[int, int] | None = None
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,10 +85,11 @@ class NcnnRuntime:
 
 @dataclass
 class ExecuTorchRuntime:
-    """A .pte program: fixed input size, meta read from its constant methods."""
+    """A .pte program: any input size up to its bound (`max_size`), meta read from its constant methods."""
 
     path: str
     name: str = 'executorch'
+    fixed_size: tuple[int, int] | None = None  # any size up to max_size
 
     def __post_init__(self) -> None:
         runtime_module = require('executorch.runtime', 'executorch')
@@ -101,8 +103,8 @@ class ExecuTorchRuntime:
             raise UserError(f'ExecuTorch cannot load {self.path}: {err}') from None
         self.meta = meta
         shape = tuple(self.method.metadata.input_tensor_meta(0).sizes())
-        self.num_in_ch, self.fixed_size = int(shape[1]), (int(shape[2]), int(shape[3]))
-        self.scale = meta.get('scale') or self(np.zeros((1, *shape[1:]), np.float32)).shape[-1] // shape[3]
+        self.num_in_ch, self.max_size = int(shape[1]), (int(shape[2]), int(shape[3]))  # the program's bound
+        self.scale = meta.get('scale') or self(np.zeros((1, self.num_in_ch, 8, 8), np.float32)).shape[-1] // 8
         self.radius = meta.get('radius')
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -122,6 +124,7 @@ class OpenVinoRuntime:
     name: str = 'openvino'
     threads: int | None = None
     fixed_size: tuple[int, int] | None = None
+    max_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         ov = require('openvino', 'openvino')

@@ -16,16 +16,18 @@ from core.deploy.native_runtimes import NcnnRuntime
 from core.deploy.paired_psnr import Forward, y_psnr
 from core.deploy.receptive_field import receptive_radius
 from core.deploy.runtimes import Runtime, open_runtime
-from core.deploy.tiling import tiled_forward
+from core.deploy.tiling import bounded_tile, tiled_forward
 from core.errors import UserError
 from core.io.formats import EXPORT_EXTENSIONS
 
 
 def runtime_forward(runtime: Runtime, pad: int) -> Forward:
-    """A torch-in, torch-out forward over any runtime; fixed-size files are tiled to their input size."""
+    """A torch-in, torch-out forward over any runtime; fixed-size files are tiled to their input size, bounded
+    ones (ExecuTorch) only where the image exceeds their bound."""
+    tile = bounded_tile(None, pad, runtime.max_size)
 
     def forward(lq: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(tiled_forward(runtime, lq.numpy(), runtime.scale, None, pad, runtime.fixed_size))
+        return torch.from_numpy(tiled_forward(runtime, lq.numpy(), runtime.scale, tile, pad, runtime.fixed_size))
 
     return forward
 

@@ -32,7 +32,8 @@ class Runtime(Protocol):
     name: str
     num_in_ch: int
     scale: int
-    fixed_size: tuple[int, int] | None
+    fixed_size: tuple[int, int] | None  # the one input size the file takes (TFLite)
+    max_size: tuple[int, int] | None  # the largest input a bounded dynamic file takes (ExecuTorch)
 
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -42,6 +43,7 @@ class TorchRuntime:
     model: DeployModel
     name: str = 'torch'
     fixed_size: tuple[int, int] | None = None  # a PyTorch model takes any size
+    max_size: tuple[int, int] | None = None
 
     @property
     def num_in_ch(self) -> int:
@@ -65,6 +67,7 @@ class OnnxRuntime:
     path: str
     name: str = 'onnxruntime'
     fixed_size: tuple[int, int] | None = None  # our ONNX files have dynamic height and width
+    max_size: tuple[int, int] | None = None
     meta: dict = field(init=False, default_factory=dict)  # what our exporter stored (META_KEY)
 
     def __post_init__(self) -> None:
@@ -108,7 +111,7 @@ class TFLiteRuntime:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         _, self.num_in_ch, height, width = (int(v) for v in self.input['shape'])
-        self.fixed_size = (height, width)
+        self.fixed_size = self.max_size = (height, width)
         self.scale = int(self.output['shape'][-1]) // width
         self.radius = read_metadata(self.path).get('radius')
 

@@ -71,6 +71,15 @@ def fixed_size_tile(fixed: tuple[int, int], pad: int) -> tuple[int, int]:
     return tile
 
 
+def bounded_tile(tile: tuple[int, int] | None, pad: int,
+                 largest: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The tile that keeps every crop (tile plus its context) within a file's largest input; None: no bound."""
+    if largest is None:
+        return tile
+    limit = fixed_size_tile(largest, pad)
+    return limit if tile is None else (min(tile[0], limit[0]), min(tile[1], limit[1]))
+
+
 def _pad_to(crop: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
     """Edge-replicate a crop up to a fixed model input (only when the image is smaller than it)."""
     if fixed is None or crop.shape[-2:] == fixed:

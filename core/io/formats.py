@@ -14,7 +14,8 @@ FILE_BACKENDS = {'.onnx': 'onnxruntime', '.tflite': 'tflite', '.param': 'ncnn', 
                  '.xml': 'openvino', '.mlpackage': 'coreml'}
 # Formats whose weights sit in a second file beside the named one; both are written, or neither.
 WEIGHTS_BESIDE = {'.param': '.bin', '.xml': '.bin'}
-FIXED_SIZE_FORMATS = ('tflite', 'tflite-int8', 'executorch', 'executorch-int8')  # one input size per file: --size
+# Files built for --size: TFLite takes that size only, ExecuTorch any size up to it.
+SIZED_FORMATS = ('tflite', 'tflite-int8', 'executorch', 'executorch-int8')
 
 
 def file_backend(path: str) -> str:

@@ -11,24 +11,29 @@ import torch
 from conftest import DEPLOYABLE, deployable
 from core.deploy.export import FP16_TOLERANCE, export_model
 from core.deploy.ncnn_param import parse_layers
+from core.deploy.runtime_comparison import runtime_forward
 from core.deploy.runtimes import open_runtime
 from core.errors import UserError
 from core.io.formats import EXPORT_EXTENSIONS
 
 # What these runtimes cannot hold, with the error the runtime gives (docs/deploy.md names them too).
 UNSUPPORTED = {('Bicubic', 'executorch-int8'): 'only one element tensors',
-               ('VDSR', 'executorch-int8'): 'only one element tensors',
-               ('FSRCNN', 'executorch-int8'): 'cannot load'}
-# Ops XNNPACK leaves to ExecuTorch's portable kernels, by family (the export says so; every other family is whole).
-NOT_IN_XNNPACK = {'Bicubic': 'aten_convolution_default', 'VDSR': 'aten_convolution_default',  # taps built in-graph
-                  'EdgeSR': 'aten__softmax_default', 'SESRInference': 'aten_cat_default'}
+               ('VDSR', 'executorch-int8'): 'only one element tensors'}
+# Tensor ops XNNPACK leaves to ExecuTorch's portable kernels, by family. A bounded dynamic program leaves copies
+# with symbolic sizes there too (PixelShuffle's reshape, slices); the convs run in XNNPACK except where the graph
+# builds their taps.
+COPIES = {'aten_view_copy_default', 'aten_slice_copy_tensor'}
+LEFT_TO_PORTABLE = {'Bicubic': {'aten_convolution_default', 'aten_repeat_default'},
+                    'VDSR': {'aten_convolution_default', 'aten_repeat_default'},
+                    'EdgeSR': {'aten__softmax_default', 'aten_split_with_sizes_copy_default', 'aten_sum_dim_int_list'},
+                    'SESRInference': {'aten_cat_default'}}
 
 
 def _assert_delegation(arch: str, note: str) -> None:
-    if arch in NOT_IN_XNNPACK:
-        assert note.startswith('not taken by XNNPACK') and NOT_IN_XNNPACK[arch] in note, note
-    else:
-        assert note == 'every op runs in XNNPACK'
+    prefix = "left to ExecuTorch's portable kernels: "
+    assert note == 'every op runs in XNNPACK' or note.startswith(prefix), note
+    left = set(note.removeprefix(prefix).split(', ')) if note.startswith(prefix) else set()
+    assert left - COPIES <= LEFT_TO_PORTABLE.get(arch, set()), note
 
 
 def _torch(model, x: np.ndarray) -> np.ndarray:
@@ -108,8 +113,13 @@ def test_executorch_fp32_matches_torch_for_every_family(arch, tmp_path):
     assert report.max_abs_diff <= 1e-5
     _assert_delegation(arch, report.note)
     runtime = open_runtime(report.output)
-    assert runtime.fixed_size == (24, 28)
+    assert runtime.fixed_size is None and runtime.max_size == (24, 28)  # any size up to the export size
     assert (runtime.scale, runtime.num_in_ch, runtime.radius) == (model.scale, model.num_in_ch, DEPLOYABLE[arch][1])
+    rng = np.random.default_rng(4)
+    small, large = (rng.random((1, model.num_in_ch, *size), dtype=np.float32) for size in ((13, 9), (41, 50)))
+    assert np.abs(runtime(small) - _torch(model, small)).max() <= 1e-5  # whole, as torch runs it
+    tiled = runtime_forward(runtime, runtime.radius)(torch.from_numpy(large)).numpy()  # tiled to the bound
+    assert np.abs(tiled - _torch(model, large)).max() <= 1e-5
 
 
 def _calibration(num_in_ch: int, size: tuple[int, int]) -> list[np.ndarray]:
