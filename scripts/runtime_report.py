@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--eval-data', required=True, help='paired set, EDSR or BasicSR layout')
     parser.add_argument('--formats', nargs='+', default=list(FORMATS), choices=FORMATS, metavar='FORMAT',
                         help=f"default: all of {', '.join(FORMATS)}")
+    parser.add_argument('-opt', default=None,
+                        help='YAML whose network_g describes checkpoints that cannot describe themselves')
     parser.add_argument('--calib', default=None,
                         help='LR folder for int8 calibration (default: <benchmarks>/Set14/LR_bicubic/X<scale>)')
     parser.add_argument('--size', type=image_size(16), default='120x120',
@@ -54,7 +56,7 @@ def main(args: argparse.Namespace) -> None:
     if not checkpoints:
         raise UserError(f"--models {' '.join(args.models)} holds no .pth file")
     for checkpoint in checkpoints:
-        model = load_deploy_model(checkpoint)
+        model = load_deploy_model(checkpoint, args.opt)
         calib = args.calib or osp.join(osp.dirname(osp.normpath(args.eval_data)), 'Set14', 'LR_bicubic',
                                        f'X{model.scale}')
         calibration = calibration_patches(calib, args.size, 16, model.num_in_ch)
