@@ -22,6 +22,7 @@ from core.errors import run_cli
 from core.io.formats import (
     EXPORT_EXTENSIONS,
     EXPORT_FORMATS,
+    QAT_FORMATS,
     SIZED_FORMATS,
     needs_calibration,
     weights_file,
@@ -109,7 +110,7 @@ def export(args: argparse.Namespace) -> None:
     if report.int8_preparation:
         print(f'int8 preparation: {report.int8_preparation}')
     mean = '' if report.mean_abs_diff != report.mean_abs_diff else f' (mean {report.mean_abs_diff:.3g})'
-    reference = 'the torch QAT graph' if model.qat_graph is not None and args.format == 'tflite-int8' else 'torch fp32'
+    reference = 'the torch QAT graph' if model.qat_graph is not None and args.format in QAT_FORMATS else 'torch fp32'
     ran = report.max_abs_diff == report.max_abs_diff  # NaN: a format this machine cannot run (Core ML)
     if ran:
         print(f'{args.format}: max abs difference from {reference} on a real image: {report.max_abs_diff:.3g}{mean}')

@@ -10,6 +10,7 @@ are stored as constant methods (`scale`, `num_in_ch`, `radius`) that the runtime
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 
@@ -49,6 +50,20 @@ def _lower(graph: nn.Module, example: torch.Tensor, meta: dict) -> tuple[bytes, 
         edge = exir.to_edge_transform_and_lower(program, partitioner=[partitioner.XnnpackPartitioner()],
                                                 constant_methods={key: int(meta[key]) for key in META_METHODS})
         return edge.to_executorch().buffer, undelegated_ops(edge)
+
+
+def export_qat_executorch(graph: torch.fx.GraphModule, path: str, example: torch.Tensor, meta: dict) -> list[str]:
+    """The trained fake-quant graph as a real int8 program; no calibration: QAT learned the ranges."""
+    quantize = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
+    frozen = copy.deepcopy(graph)
+    frozen.eval()
+    try:
+        buffer, undelegated = _lower(quantize.convert_pt2e(frozen, fold_quantize=True), example, meta)
+    except Exception as err:  # torch.export and the lowering raise many types
+        raise UserError(f'ExecuTorch cannot lower this QAT graph: {str(err).splitlines()[0][:300]}') from None
+    with open(path, 'wb') as handle:
+        handle.write(buffer)
+    return undelegated
 
 
 def export_executorch(net: nn.Module, path: str, example: torch.Tensor, meta: dict,

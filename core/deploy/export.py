@@ -23,7 +23,7 @@ from core.convert.conversion import load_network
 from core.data.colour import network_input
 from core.deploy.calibration import fit_to_size
 from core.deploy.coreml_export import PRECISIONS, export_coreml
-from core.deploy.executorch_export import export_executorch
+from core.deploy.executorch_export import export_executorch, export_qat_executorch
 from core.deploy.model import DeployModel
 from core.deploy.native_runtimes import ExecuTorchRuntime, NcnnRuntime, OpenVinoRuntime
 from core.deploy.ncnn_export import export_ncnn
@@ -134,14 +134,20 @@ def _write_ncnn(model: DeployModel, net: torch.nn.Module, path: str, meta: dict,
     return _Written(NcnnRuntime(path, fp16=fp16), check_image(model.num_in_ch, ONNX_CHECK_SIZE), model.net)
 
 
+def _delegation_note(undelegated: list[str]) -> str:
+    return ('every op runs in XNNPACK' if not undelegated else
+            f"left to ExecuTorch's portable kernels: {', '.join(undelegated)}")
+
+
 def _write_executorch(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict,
                       int8: bool = False) -> _Written:
     x = check_image(model.num_in_ch, options['size'])
+    if int8 and model.qat_graph is not None:  # QAT learned the ranges; the program runs what the graph trained
+        undelegated = export_qat_executorch(model.qat_graph, path, torch.from_numpy(x), meta)
+        return _Written(ExecuTorchRuntime(path), x, model.qat_graph, note=_delegation_note(undelegated))
     ranges, undelegated = export_executorch(net, path, torch.from_numpy(x), meta,
                                             options['calibration'] if int8 else None, options['equalized'])
-    note = ('every op runs in XNNPACK' if not undelegated else
-            f"left to ExecuTorch's portable kernels: {', '.join(undelegated)}")
-    return _Written(ExecuTorchRuntime(path), x, model.net, ranges, note)
+    return _Written(ExecuTorchRuntime(path), x, model.net, ranges, _delegation_note(undelegated))
 
 
 def _write_executorch_int8(model: DeployModel, net: torch.nn.Module, path: str, meta: dict,

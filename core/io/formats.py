@@ -14,6 +14,7 @@ FILE_BACKENDS = {'.onnx': 'onnxruntime', '.tflite': 'tflite', '.param': 'ncnn', 
                  '.xml': 'openvino', '.mlpackage': 'coreml'}
 # Formats whose weights sit in a second file beside the named one; both are written, or neither.
 WEIGHTS_BESIDE = {'.param': '.bin', '.xml': '.bin'}
+QAT_FORMATS = ('tflite-int8', 'executorch-int8')  # where a QAT checkpoint's learned ranges go as they are
 # Files built for --size: TFLite takes that size only, ExecuTorch any size up to it.
 SIZED_FORMATS = ('tflite', 'tflite-int8', 'executorch', 'executorch-int8')
 
@@ -30,9 +31,9 @@ def weights_file(path: str) -> str | None:
 
 
 def needs_calibration(fmt: str, has_qat_graph: bool) -> bool:
-    """Post-training int8 calibrates on images; a QAT checkpoint's tflite-int8 uses the ranges QAT learned.
-    Core ML's int8w quantizes weights only, so it needs none."""
-    return fmt.endswith('int8') and not (fmt == 'tflite-int8' and has_qat_graph)
+    """Post-training int8 calibrates on images; a QAT checkpoint's tflite-int8 and executorch-int8 use the ranges
+    QAT learned. Core ML's int8w quantizes weights only, so it needs none."""
+    return fmt.endswith('int8') and not (fmt in QAT_FORMATS and has_qat_graph)
 
 
 def ncnn_app_name(output: str, scale: int) -> str:

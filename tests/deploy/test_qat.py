@@ -11,7 +11,7 @@ from core.deploy.export import check_image, export_model
 from core.deploy.int8_grid import row_scales
 from core.deploy.model import build_deployable, load_deploy_model
 from core.deploy.qat import check_qat_options, prepare_qat, weight_fake_quantizers
-from core.deploy.runtimes import TFLiteRuntime
+from core.deploy.runtimes import TFLiteRuntime, open_runtime
 from core.deploy.tflite_export import export_qat_tflite
 from core.deploy.tflite_flatbuffer import operator_types
 from core.errors import UserError
@@ -86,6 +86,10 @@ def test_qat_exports_real_int8_without_calibration(qat_run, tmp_path):
     assert np.abs(real - fake).mean() <= 1 / 255  # the file runs what QAT trained, up to int8 rounding order
     # export checked the file against that graph, not against the float weights alone (which are not the model)
     assert report.mean_abs_diff == pytest.approx(float(np.abs(real - fake).mean()), abs=1e-7)
+    program = export_model(model, 'executorch-int8', str(tmp_path / 'q.pte'), size=(12, 14))  # no calibration
+    on_executorch = open_runtime(program.output)(x)
+    assert np.abs(on_executorch - fake).mean() <= 1 / 255 and np.abs(on_executorch - fake).max() <= 2 / 255
+    assert program.mean_abs_diff == pytest.approx(float(np.abs(on_executorch - fake).mean()), abs=1e-7)
 
 
 @pytest.mark.parametrize('arch', sorted(a for a in DEPLOYABLE if a != 'Bicubic'))  # Bicubic has no weights
