@@ -202,6 +202,8 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
     if fmt in PRECISIONS:
         return _export_coreml(model, fmt, output, meta)
     if ncnn_app is not None:
+        if fmt != 'ncnn':
+            raise UserError(f'ncnn_app is an option of the ncnn format, not {fmt}')
         if model.num_in_ch != 3:
             raise UserError(f'the ncnn apps feed RGB; this model reads {model.num_in_ch} channel(s): export it '
                             'without --ncnn-app')

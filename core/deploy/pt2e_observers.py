@@ -17,21 +17,22 @@ def observer_of(node: torch.fx.Node) -> str | None:
     return node.target if node.op == 'call_module' and 'activation_post_process' in str(node.target) else None
 
 
+def _watches_weights(graph: torch.fx.GraphModule, node: torch.fx.Node, name: str) -> bool:
+    """A constant, or a per-channel observer: weights the graph computes (Bicubic's taps, a repeat of a buffer)
+    are observed per channel like stored ones, and activations never are."""
+    return node.all_input_nodes[0].op == 'get_attr' or hasattr(getattr(graph, name), 'ch_axis')
+
+
 def activation_observers(graph: torch.fx.GraphModule) -> list[tuple[str, torch.fx.Node]]:
     """(observer name, observed node) of every activation observer, in graph order."""
-    found = []
-    for node in graph.graph.nodes:
-        name = observer_of(node)
-        source = node.all_input_nodes[0] if name and node.all_input_nodes else None
-        if source is not None and source.op != 'get_attr':
-            found.append((name, source))
-    return found
+    return [(name, node.all_input_nodes[0]) for node in graph.graph.nodes
+            if (name := observer_of(node)) and node.all_input_nodes and not _watches_weights(graph, node, name)]
 
 
 def weight_observers(graph: torch.fx.GraphModule) -> list[str]:
-    """Names of the observers that read a constant (the weights)."""
+    """Names of the observers of weights (see _watches_weights)."""
     return [name for node in graph.graph.nodes
-            if (name := observer_of(node)) and node.all_input_nodes and node.all_input_nodes[0].op == 'get_attr']
+            if (name := observer_of(node)) and node.all_input_nodes and _watches_weights(graph, node, name)]
 
 
 def observer_qparams(observer: nn.Module) -> tuple[float, int]:

@@ -89,6 +89,20 @@ def test_onnx_int8_is_qdq_and_close_to_fp32(tmp_path):
     assert report.mean_abs_diff <= 0.02 and report.max_abs_diff > 0  # quantized, and still close
 
 
+@pytest.mark.parametrize('arch, convs', [('VDSR', 5), ('Bicubic', 1)])
+def test_int8_calibration_reads_weights_the_graph_computes_as_weights(arch, convs):
+    """Their bicubic taps are a repeat of a buffer: observed per channel like stored weights, never taken for an
+    activation (whose range is one scale: reading it as one raised a bare ValueError in every int8 export)."""
+    from core.deploy.pt2e_calibration import calibrated_graph, observed_ranges
+    from core.deploy.pt2e_observers import weight_observers
+
+    model = deployable(arch)
+    graph, _, _ = calibrated_graph(model.net, _calibration(model.num_in_ch, (24, 28)), narrow_ranges=True)
+    assert len(weight_observers(graph)) == convs  # the bicubic conv's taps among them
+    ranges = observed_ranges(graph)
+    assert ranges and all(isinstance(lo, float) and isinstance(hi, float) and lo < hi for lo, hi in ranges.values())
+
+
 @pytest.mark.slow
 def test_failed_check_writes_nothing(tmp_path):
     model = deployable('ETDSForInference')
