@@ -41,6 +41,8 @@ def undelegated_ops(edge) -> list[str]:
 
 def _lower(graph: nn.Module, example: torch.Tensor, meta: dict) -> tuple[bytes, list[str]]:
     exir = require('executorch.exir', 'executorch')
+    example = example.clone(memory_format=torch.contiguous_format)  # ExecuTorch refuses stride 0 (numpy gives
+    # size-1 dimensions any stride, and a contiguous tensor keeps them)
     partitioner = require('executorch.backends.xnnpack.partition.xnnpack_partitioner', 'executorch')
     with native_output_to_log('executorch'), warnings.catch_warnings():
         warnings.simplefilter('ignore')

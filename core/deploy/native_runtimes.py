@@ -111,8 +111,9 @@ class ExecuTorchRuntime:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         outputs = []
-        for image in x:  # the program's batch is 1
-            out = self.method.execute([torch.from_numpy(np.ascontiguousarray(image[None], np.float32))])[0]
+        for image in x:  # the program's batch is 1; canonical strides (numpy may give size-1 dimensions 0)
+            tensor = torch.from_numpy(np.ascontiguousarray(image[None], np.float32))
+            out = self.method.execute([tensor.clone(memory_format=torch.contiguous_format)])[0]
             outputs.append(out.numpy().copy())  # the runtime reuses its output buffer
         return np.concatenate(outputs)
 

@@ -167,3 +167,17 @@ def test_a_missing_runtime_names_its_own_extra(monkeypatch, module, package, ext
     monkeypatch.setitem(__import__('sys').modules, module, None)  # what an absent package looks like to import
     with pytest.raises(UserError, match=rf"{package} is not installed .*'\.\[{extra}\]'"):
         require(module, package)
+
+
+def test_executorch_takes_inputs_whose_size_one_dimensions_have_stride_zero(tmp_path):
+    """numpy gives size-1 dimensions any stride (a one-channel image from HWC does get 0); ExecuTorch refused them."""
+    from core.deploy.executorch_export import export_executorch
+
+    model = deployable('SESRInference')  # one channel
+    image = np.random.default_rng(5).random((24, 28, 1), dtype=np.float32)
+    x = np.lib.stride_tricks.as_strided(image, (1, 1, 24, 28), (0, 0, 28 * 4, 4))
+    assert 0 in torch.from_numpy(x).stride()
+    export_executorch(model.net, str(tmp_path / 'm.pte'), torch.from_numpy(x), {'scale': 4, 'num_in_ch': 1,
+                                                                                 'radius': 7})
+    out = open_runtime(str(tmp_path / 'm.pte'))(x)
+    assert np.abs(out - _torch(model, np.ascontiguousarray(x).copy())).max() <= 1e-5
