@@ -23,6 +23,7 @@ from core.deploy.model import DeployModel, load_deploy_model
 from core.deploy.native_logs import native_output_to_log
 from core.deploy.native_runtimes import ExecuTorchRuntime, NcnnRuntime, OpenVinoRuntime
 from core.deploy.optional import require
+from core.deploy.receptive_field import receptive_radius
 from core.deploy.tflite_flatbuffer import read_metadata
 from core.errors import UserError
 from core.io.formats import file_backend
@@ -34,6 +35,7 @@ class Runtime(Protocol):
     scale: int
     fixed_size: tuple[int, int] | None  # the one input size the file takes (TFLite)
     max_size: tuple[int, int] | None  # the largest input a bounded dynamic file takes (ExecuTorch)
+    radius: int | None  # receptive field in input pixels, the context tiles need (None: the file does not say)
 
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -52,6 +54,10 @@ class TorchRuntime:
     @property
     def scale(self) -> int:
         return self.model.scale
+
+    @property
+    def radius(self) -> int:
+        return receptive_radius(self.model.net, self.model.num_in_ch, self.model.scale)
 
     @torch.inference_mode()
     def __call__(self, x: np.ndarray) -> np.ndarray:
