@@ -36,6 +36,8 @@ class CoreMLCheck:
 
 
 def _program_ops(model) -> list:
+    # the converted MIL program (a private attribute): the saved protobuf holds the same ops, but without the
+    # typed values and constant weights read here
     return [op for function in model._mil_program.functions.values() for op in function.operations]
 
 
@@ -61,9 +63,9 @@ def check_coreml_program(model, net: nn.Module, precision: str) -> CoreMLCheck:
         if len(dequantized) != len(convs):
             raise UserError(f'only {len(dequantized)} of {len(convs)} Core ML convs have int8 weights')
     elif len(torch_weights) == len(convs):
-        difference = max(float(np.abs(op.weight.val.astype(np.float32) - w).max())
-                         for op, w in zip(convs, torch_weights, strict=False) if op.weight.val is not None and
-                         op.weight.val.shape == w.shape)
+        difference = max((float(np.abs(op.weight.val.astype(np.float32) - w).max())
+                          for op, w in zip(convs, torch_weights, strict=True) if op.weight.val is not None and
+                          op.weight.val.shape == w.shape), default=float('nan'))
     return CoreMLCheck(len(convs), difference, sorted({op.op_type for op in ops}))
 
 
