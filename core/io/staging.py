@@ -16,6 +16,18 @@ from core.errors import UserError
 _TEMPORARY = re.compile(r'^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?$')
 
 
+def _file_mode() -> int:
+    """The mode a plain `open()` gives a new file under the current umask (which can only be read by setting it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _cannot_write(output: str, err: OSError) -> UserError:
+    return UserError(f'cannot write {output}: {err.strerror or err}; choose a writable folder with free space or '
+                     'fix the folder')
+
+
 @contextlib.contextmanager
 def staged_file(output: str) -> Iterator[str]:
     """Yield a temporary path with `output`'s extension; it becomes `output` only if the block succeeds.
@@ -31,13 +43,10 @@ def staged_file(output: str) -> Iterator[str]:
         fd, tmp = tempfile.mkstemp(prefix=f'.{stem}.', suffix=f'.tmp{ext}', dir=folder)
         os.close(fd)
         yield tmp
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, output)
     except OSError as err:
-        raise UserError(f'cannot write {output}: {err.strerror or err}; choose a writable folder with free space '
-                        'or fix the folder') from None
+        raise _cannot_write(output, err) from None
     finally:
         if tmp is not None and osp.exists(tmp):
             os.remove(tmp)
@@ -56,19 +65,16 @@ def staged_outputs(outputs: list[str]) -> Iterator[list[str]]:
         staging = tempfile.mkdtemp(prefix=f'.{stem}.', suffix='.tmp', dir=folder)
         temporaries = [osp.join(staging, osp.basename(output)) for output in outputs]
         yield temporaries
-        mask = os.umask(0)
-        os.umask(mask)
-        for tmp, output in reversed(list(zip(temporaries, outputs, strict=False))):
+        for tmp, output in reversed(list(zip(temporaries, outputs, strict=True))):
             if osp.isdir(tmp):  # a folder cannot replace another in one step: the old one goes first
                 if osp.isdir(output):
                     shutil.rmtree(output)
                 os.rename(tmp, output)
             else:
-                os.chmod(tmp, 0o666 & ~mask)
+                os.chmod(tmp, _file_mode())
                 os.replace(tmp, output)
     except OSError as err:
-        raise UserError(f'cannot write {outputs[0]}: {err.strerror or err}; choose a writable folder with free '
-                        'space or fix the folder') from None
+        raise _cannot_write(outputs[0], err) from None
     finally:
         if staging is not None and osp.exists(staging):
             shutil.rmtree(staging)
