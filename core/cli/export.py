@@ -15,6 +15,7 @@ default 360x640 LR); scripts/upscale.py tiles any image through them. ncnn and O
 from __future__ import annotations
 
 import argparse
+import math
 from os import path as osp
 
 from core.cli.arguments import image_size
@@ -109,10 +110,9 @@ def export(args: argparse.Namespace) -> None:
                           rounding=args.rounding, ncnn_app=args.ncnn_app)
     if report.int8_preparation:
         print(f'int8 preparation: {report.int8_preparation}')
-    mean = '' if report.mean_abs_diff != report.mean_abs_diff else f' (mean {report.mean_abs_diff:.3g})'
+    mean = '' if math.isnan(report.mean_abs_diff) else f' (mean {report.mean_abs_diff:.3g})'
     reference = 'the torch QAT graph' if model.qat_graph is not None and args.format in QAT_FORMATS else 'torch fp32'
-    ran = report.max_abs_diff == report.max_abs_diff  # NaN: a format this machine cannot run (Core ML)
-    if ran:
+    if report.ran:
         print(f'{args.format}: max abs difference from {reference} on a real image: {report.max_abs_diff:.3g}{mean}')
     if report.note:
         print(f'{args.format}: {report.note}')
@@ -120,7 +120,7 @@ def export(args: argparse.Namespace) -> None:
         convs = [op for op in operator_types(args.output) if op.op == 'CONV_2D']
         int8 = sum(op.inputs[:2] == ('INT8', 'INT8') and op.outputs == ('INT8',) for op in convs)
         print(f'int8 check: {int8} of {len(convs)} CONV_2D run on int8 tensors with int8 weights')
-    if args.eval_data and ran:
+    if args.eval_data and report.ran:
         for line in compare_on_set(model, report.output, args.eval_data):
             print(line)
         if args.ncnn_app:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from core.deploy.file_metadata import META_METHODS
 from core.deploy.native_logs import native_output_to_log
 from core.deploy.optional import require
 from core.deploy.output_ranges import RangeChoice
@@ -25,8 +26,6 @@ from core.deploy.pt2e_calibration import quantize_pt2e
 from core.deploy.wrappers import NetworkOutput
 from core.deploy.xnnpack_quantizer import xnnpack_quantizer
 from core.errors import UserError
-
-META_METHODS = ('scale', 'num_in_ch', 'radius')
 
 
 def undelegated_ops(edge) -> list[str]:
@@ -54,18 +53,27 @@ def _lower(graph: nn.Module, example: torch.Tensor, meta: dict) -> tuple[bytes, 
         return edge.to_executorch().buffer, undelegated_ops(edge)
 
 
+def _write_program(make_graph: Callable[[], nn.Module], path: str, example: torch.Tensor, meta: dict,
+                   what: str) -> list[str]:
+    """Lower the graph `make_graph` gives and write it; any failure on the way is one line naming `what`."""
+    try:
+        buffer, undelegated = _lower(make_graph(), example, meta)
+    except UserError:
+        raise
+    except Exception as err:  # quantization, torch.export and the lowering raise many types
+        raise UserError(f'ExecuTorch cannot lower {what}: {str(err).splitlines()[0][:300]}') from None
+    with open(path, 'wb') as handle:
+        handle.write(buffer)
+    return undelegated
+
+
 def export_qat_executorch(graph: torch.fx.GraphModule, path: str, example: torch.Tensor, meta: dict) -> list[str]:
     """The trained fake-quant graph as a real int8 program; no calibration: QAT learned the ranges."""
     quantize = require('torchao.quantization.pt2e.quantize_pt2e', 'torchao')
     frozen = copy.deepcopy(graph)
     frozen.eval()
-    try:
-        buffer, undelegated = _lower(quantize.convert_pt2e(frozen, fold_quantize=True), example, meta)
-    except Exception as err:  # torch.export and the lowering raise many types
-        raise UserError(f'ExecuTorch cannot lower this QAT graph: {str(err).splitlines()[0][:300]}') from None
-    with open(path, 'wb') as handle:
-        handle.write(buffer)
-    return undelegated
+    return _write_program(lambda: quantize.convert_pt2e(frozen, fold_quantize=True), path, example, meta,
+                          'this QAT graph')
 
 
 def export_executorch(net: nn.Module, path: str, example: torch.Tensor, meta: dict,
@@ -74,15 +82,12 @@ def export_executorch(net: nn.Module, path: str, example: torch.Tensor, meta: di
     """Write the .pte (fp32, or int8 when calibration patches are given); returns the ranges int8 chose and the
     op types XNNPACK did not take."""
     ranges: list[RangeChoice] = []
-    graph = NetworkOutput(net.float().eval())
-    try:
-        if calibration is not None:
-            graph, _, ranges = quantize_pt2e(net, calibration, narrow_ranges, xnnpack_quantizer(), fold_quantize=True)
-        buffer, undelegated = _lower(graph, example, meta)
-    except UserError:
-        raise
-    except Exception as err:  # torch.export and the lowering raise many types
-        raise UserError(f'ExecuTorch cannot lower this network: {str(err).splitlines()[0][:300]}') from None
-    with open(path, 'wb') as handle:
-        handle.write(buffer)
-    return ranges, undelegated
+
+    def graph() -> nn.Module:
+        if calibration is None:
+            return NetworkOutput(net.float().eval())
+        quantized, _, chosen = quantize_pt2e(net, calibration, narrow_ranges, xnnpack_quantizer(), fold_quantize=True)
+        ranges.extend(chosen)
+        return quantized
+
+    return ranges, _write_program(graph, path, example, meta, 'this network')

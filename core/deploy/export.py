@@ -11,6 +11,7 @@ nothing but the file.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass, field
 from os import path as osp
@@ -55,6 +56,11 @@ class ExportReport:
     mean_abs_diff: float
     int8_preparation: str = ''  # what was done to the float network before int8 quantization
     note: str = ''  # what else the check found (Core ML: what was checked instead of running it)
+
+    @property
+    def ran(self) -> bool:
+        """False for a file this machine cannot run (Core ML): its differences are NaN."""
+        return not math.isnan(self.max_abs_diff)
 
 
 def check_image(num_in_ch: int, size: tuple[int, int]) -> np.ndarray:

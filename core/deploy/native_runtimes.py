@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.deploy.file_metadata import META_KEY
+from core.deploy.file_metadata import META_KEY, META_METHODS
 from core.deploy.native_logs import native_output_to_log
 from core.deploy.ncnn_param import input_channels, parse_layers, receptive_radius
 from core.deploy.optional import require
@@ -100,7 +100,7 @@ class ExecuTorchRuntime:
                 self.program = runtime_module.Runtime.get().load_program(self.path)
                 self.method = self.program.load_method('forward')
                 meta = {name: int(self.program.load_method(name).execute([])[0])
-                        for name in ('scale', 'num_in_ch', 'radius') if name in self.program.method_names}
+                        for name in META_METHODS if name in self.program.method_names}
         except RuntimeError as err:  # the runtime reports a bad or unsupported program this way
             raise UserError(f'ExecuTorch cannot load {self.path}: {err}') from None
         self.meta = meta

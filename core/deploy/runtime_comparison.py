@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from os import path as osp
@@ -51,14 +52,18 @@ def compare_on_set(model: DeployModel, exported: str, dataroot: str) -> list[str
     return lines
 
 
+def app_runtime_forward(ncnn_param: str) -> Forward:
+    """A torch-in, torch-out forward that runs an ncnn file as Real-ESRGAN-ncnn-vulkan does: its tiles, mirrored
+    borders, 8-bit pixels and fp16 storage."""
+    runtime = NcnnRuntime(ncnn_param, fp16=True)
+    return lambda lq: torch.from_numpy(app_forward(runtime, lq.numpy()))
+
+
 def compare_app_on_set(model: DeployModel, ncnn_param: str, dataroot: str) -> str:
-    """A line: the set's Y-PSNR when Real-ESRGAN-ncnn-vulkan runs the file (its tiles, mirrored borders, 8-bit
-    pixels, fp16 storage), beside torch fp32."""
+    """A line: the set's Y-PSNR when Real-ESRGAN-ncnn-vulkan runs the file, beside torch fp32."""
     name = osp.basename(osp.normpath(dataroot))
     reference = y_psnr(model.net, dataroot, model.scale, _color(model))
-    runtime = NcnnRuntime(ncnn_param, fp16=True)
-    measured = y_psnr(lambda lq: torch.from_numpy(app_forward(runtime, lq.numpy())), dataroot, model.scale,
-                      _color(model))
+    measured = y_psnr(app_runtime_forward(ncnn_param), dataroot, model.scale, _color(model))
     return (f'{name} Y-PSNR as Real-ESRGAN-ncnn-vulkan and Upscayl run {osp.basename(ncnn_param)} (mirrored '
             f'borders, 8-bit): {measured:.3f} dB ({measured - reference:+.3f} from torch fp32)')
 
@@ -118,14 +123,12 @@ def runtime_rows(model: DeployModel, formats: list[str], dataroot: str, calibrat
             except UserError as err:
                 rows.append(RuntimeRow(fmt, '', float('nan'), None, str(err)))
                 continue
-            if report.max_abs_diff != report.max_abs_diff:  # Core ML: not run here
+            if not report.ran:  # Core ML
                 rows.append(RuntimeRow(fmt, 'Core ML: macOS only', report.max_abs_diff, None,
                                        report.note.split(': ', 1)[-1]))
                 continue
             if app:
-                runtime = NcnnRuntime(report.output, fp16=True)
-                forward = (lambda r: lambda lq: torch.from_numpy(app_forward(r, lq.numpy())))(runtime)
-                name = 'ncnn as Real-ESRGAN-ncnn-vulkan runs it'
+                forward, name = app_runtime_forward(report.output), 'ncnn as Real-ESRGAN-ncnn-vulkan runs it'
             else:
                 runtime = open_runtime(report.output)
                 forward, name = runtime_forward(runtime, pad), runtime.name
@@ -140,7 +143,7 @@ def format_runtime_rows(title: str, rows: list[RuntimeRow], dataroot: str) -> st
     lines = [f'**{title}**', '', f'| format | runs on | max abs diff (check image) | {name} Y-PSNR | vs torch fp32 |',
              '| --- | --- | ---: | ---: | ---: |']
     for row in rows:
-        diff = '—' if row.max_abs_diff != row.max_abs_diff else f'{row.max_abs_diff:.2g}'
+        diff = '—' if math.isnan(row.max_abs_diff) else f'{row.max_abs_diff:.2g}'
         psnr = '—' if row.psnr is None else f'{row.psnr:.3f}'
         change = '—' if row.psnr is None else f'{row.psnr - rows[0].psnr:+.3f}'
         note = f' ({row.note})' if row.note and row.psnr is None else ''
