@@ -67,29 +67,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _runtime_and_radius(args: argparse.Namespace, workdir: str):
-    """The runtime to drive, its receptive-field radius, and a line saying what runs."""
+def _runtime(args: argparse.Namespace, workdir: str):
+    """The runtime to drive, and a line saying what runs."""
     from core.deploy.model import load_deploy_model
-    from core.deploy.receptive_field import receptive_radius
     from core.deploy.runtimes import TorchRuntime, open_runtime
     from core.io.formats import EXPORT_EXTENSIONS
 
     vulkan = args.backend == 'ncnn-vulkan'
     if file_backend(args.model) != 'torch':
         runtime = open_runtime(args.model, vulkan=vulkan)
-        return runtime, runtime.radius, f'{args.model} on {runtime.name}'
+        return runtime, f'{args.model} on {runtime.name}'
     model = load_deploy_model(args.model, args.opt, arch=args.arch)
-    radius = receptive_radius(model.net, model.num_in_ch, model.scale)
     if args.backend in (None, 'torch'):
-        return TorchRuntime(model), radius, model.origin
+        return TorchRuntime(model), model.origin
     from core.deploy.export import export_model
 
     fmt = EXPORT_FOR_BACKEND[args.backend]
     path = osp.join(workdir, f'model{EXPORT_EXTENSIONS[fmt]}')
-    report = export_model(model, fmt, path, size=args.size)
+    report = export_model(model, fmt, path, size=args.size)  # the file records the network's radius
     runtime = open_runtime(path, vulkan=vulkan)
-    return runtime, radius, (f'{model.origin}; exported to {fmt} (max abs difference {report.max_abs_diff:.2g}), '
-                             f'run on {runtime.name}')
+    return runtime, (f'{model.origin}; exported to {fmt} (max abs difference {report.max_abs_diff:.2g}), '
+                     f'run on {runtime.name}')
 
 
 def _output_path(args: argparse.Namespace, image: str, tag: str = '') -> str:
@@ -113,7 +111,8 @@ def upscale(args: argparse.Namespace) -> int:
         if osp.exists(out) and osp.samefile(out, image):
             raise UserError(f'{out} would overwrite its input; choose another --output folder or a --suffix')
     with tempfile.TemporaryDirectory() as workdir:
-        runtime, radius, origin = _runtime_and_radius(args, workdir)
+        runtime, origin = _runtime(args, workdir)
+        radius = runtime.radius
         if args.tile_pad is None and radius is None:
             raise UserError(f'{args.model} does not record its receptive-field radius; pass --tile-pad')
         pad = radius if args.tile_pad is None else args.tile_pad

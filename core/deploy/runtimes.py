@@ -8,6 +8,7 @@ and evaluation do not care which runtime they drive.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class TorchRuntime:
     def scale(self) -> int:
         return self.model.scale
 
-    @property
+    @functools.cached_property
     def radius(self) -> int:
         return receptive_radius(self.model.net, self.model.num_in_ch, self.model.scale)
 
