@@ -25,6 +25,7 @@ setup(
         'optuna>=3.6',
         'onnx>=1.15',
         'safetensors>=0.4',
+        'av>=14',  # video; its wheel carries FFmpeg with the GPL x264/x265 encoders
     ],
     extras_require={
         # scripts/export.py, scripts/upscale.py --backend, scripts/benchmark_models.py; core.deploy.optional names it

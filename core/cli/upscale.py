@@ -1,13 +1,19 @@
-"""Upscale your own images with any model the toolkit knows, in PyTorch or through an exported file.
+"""Upscale your own images and videos with any model the toolkit knows, in PyTorch or through an exported file.
 
 python scripts/upscale.py --model ETDS_M4C32_x4_plain.pth --input photos/ --output upscaled/
 python scripts/upscale.py --model etds_x4_int8.tflite --input photo.png --output upscaled/ --compare
+python scripts/upscale.py --model ETDS_M4C32_x4_plain.pth --input clip.mp4 --output upscaled/ --backend onnxruntime
 
 --model: a checkpoint (converted, official raw, or a training form, converted and verified on the fly), or an
 exported file: .onnx, .tflite, ncnn .param (with its .bin), ExecuTorch .pte or OpenVINO .xml. Large images:
 --tile 256 keeps memory bounded; the default --tile-pad is the model's receptive-field radius, so tiles stitch
 exactly as whole-image inference. Gray, RGB, RGBA (alpha upscaled bicubically) and 16-bit PNGs keep their kind;
 1-channel models run on Y with the bicubic CbCr.
+
+Video (.mp4, .mkv, .mov, .webm, ...): every frame is upscaled as an image is, encoded with --codec (H.264 by
+default; libx264 and libx265 are GPL, shipped in PyAV's wheel) at the input's timestamps, and the audio and
+subtitle streams are copied untouched into <input stem><suffix><input extension>. Decoding, inference and
+encoding overlap.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from os import path as osp
 from core.cli.arguments import image_size
 from core.errors import run_cli
 from core.io.formats import FILE_BACKENDS, file_backend
+from core.io.video import is_video
 
 BACKENDS = ('torch', 'onnxruntime', 'tflite', 'ncnn', 'ncnn-vulkan', 'executorch', 'openvino')
 EXPORT_FOR_BACKEND = {'onnxruntime': 'onnx', 'tflite': 'tflite', 'ncnn': 'ncnn', 'ncnn-vulkan': 'ncnn',
@@ -36,8 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', required=True,
                         help='checkpoint (.pth), or an exported .onnx, .tflite, .param (ncnn), .pte or .xml file')
-    parser.add_argument('--input', required=True, help='an image file or a folder of images')
-    parser.add_argument('--output', required=True, help='folder for <input stem><suffix>.png')
+    parser.add_argument('--input', required=True, help='an image file, a folder of images, or a video file')
+    parser.add_argument('--output', required=True,
+                        help='folder for <input stem><suffix>.png (a video keeps its extension)')
     parser.add_argument('--suffix', default='', help='appended to each output stem (default: none)')
     parser.add_argument('-opt', default=None, help='YAML whose network_g describes a checkpoint without meta')
     parser.add_argument('--arch', default=None, metavar='TYPE',
@@ -55,7 +63,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--compare', action='store_true',
                         help='also write <stem>_compare.png: bicubic | model | ground truth (with --gt)')
     parser.add_argument('--gt', default=None, help='folder of ground-truth images named like the inputs')
+    video = parser.add_argument_group('video')
+    video.add_argument('--codec', default='libx264',
+                       help='video encoder (default libx264; libx265, libsvtav1, libvpx-vp9, ffv1 for lossless)')
+    video.add_argument('--crf', type=int, default=18,
+                       help='constant rate factor of the x264/x265/AV1/VP9 encoders, lower is better '
+                            '(default 18, visually lossless for H.264)')
+    video.add_argument('--preset', default=None, help="encoder speed preset, e.g. x264's veryfast or slow "
+                                                     "(default: the encoder's own)")
+    video.add_argument('--pix-fmt', default=None,
+                       help='encoder pixel format (default yuv420p, what every player plays; yuv420p10le for 10-bit '
+                            'inputs)')
     args = parser.parse_args(argv)
+    if is_video(args.input) and args.compare:
+        parser.error('--compare is for images; for a video, compare frames in a player')
     ext = osp.splitext(args.model)[1].lower()
     if ext in FILE_BACKENDS and args.backend not in (None, *_backends_for(ext)):
         parser.error(f'--model {osp.basename(args.model)} runs on {" or ".join(_backends_for(ext))}, '
@@ -94,6 +115,58 @@ def _output_path(args: argparse.Namespace, image: str, tag: str = '') -> str:
     return osp.join(args.output, f'{osp.splitext(osp.basename(image))[0]}{args.suffix}{tag}.png')
 
 
+def _tiling(args: argparse.Namespace, runtime) -> tuple[tuple[int, int] | None, int]:
+    """The tile (None: whole image) and its pad for this runtime, as --tile, --tile-pad and the file allow."""
+    from core.deploy.tiling import bounded_tile, check_tile, fixed_size_tile
+    from core.errors import UserError
+
+    if args.tile_pad is None and runtime.radius is None:
+        raise UserError(f'{args.model} does not record its receptive-field radius; pass --tile-pad')
+    pad = runtime.radius if args.tile_pad is None else args.tile_pad
+    tile = None if args.tile is None else (args.tile, args.tile)
+    if tile is not None:
+        check_tile(args.tile, pad)
+    if runtime.fixed_size is not None:
+        tile = tile or fixed_size_tile(runtime.fixed_size, pad)
+    return bounded_tile(tile, pad, runtime.max_size), pad  # an ExecuTorch program's largest input
+
+
+def _refuse_overwrite(output: str, source: str) -> None:
+    from core.errors import UserError
+
+    if osp.exists(output) and osp.samefile(output, source):
+        raise UserError(f'{output} would overwrite its input; choose another --output folder or a --suffix')
+
+
+def upscale_video_file(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from tqdm import tqdm
+
+    import core.plugin  # noqa: F401  (registers the archs and converters)
+    from core.deploy.video_upscaling import VideoSettings, upscale_video
+    from core.io.video import VideoSource
+
+    stem, ext = osp.splitext(osp.basename(args.input))
+    output = osp.join(args.output, f'{stem}{args.suffix}{ext}')
+    _refuse_overwrite(output, args.input)
+    source = VideoSource(args.input)  # a file that is not a video fails here, before the model loads
+    total, size, rate = source.frame_estimate, (source.width, source.height), source.rate
+    source.close()
+    with tempfile.TemporaryDirectory() as workdir:
+        runtime, origin = _runtime(args, workdir)
+        tile, pad = _tiling(args, runtime)
+        print(f'model: {origin}; x{runtime.scale}, {runtime.num_in_ch} input channel(s), tile pad {pad}')
+        print(f'video: {args.input}, {size[0]}×{size[1]} at {float(rate or 0):.3g} fps → '
+              f'{size[0] * runtime.scale}×{size[1] * runtime.scale}, {args.codec}')
+        settings = VideoSettings(args.codec, args.crf, args.preset, args.pix_fmt, tile, pad)
+        with tqdm(total=total, desc=osp.basename(args.input), unit='frame') as bar:
+            result = upscale_video(args.input, output, runtime, settings, on_frame=bar.update)
+    print(f'wrote {output}: {result.frames} frames, {result.copied_packets} audio/subtitle packets copied, '
+          f'{result.fps:.2f} fps end to end')
+    return 0
+
+
 def upscale(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -101,27 +174,17 @@ def upscale(args: argparse.Namespace) -> int:
 
     import core.plugin  # noqa: F401  (registers the archs and converters)
     from core.deploy.images import list_images, picture_to_array, read_picture, write_image
-    from core.deploy.tiling import bounded_tile, check_tile, fixed_size_tile
     from core.deploy.upscaling import compare_strip, tiles_per_image, upscale_picture
     from core.errors import UserError
 
+    if is_video(args.input) and osp.isfile(args.input):
+        return upscale_video_file(args)
     images = list_images(args.input)
     for image in images:
-        out = _output_path(args, image)
-        if osp.exists(out) and osp.samefile(out, image):
-            raise UserError(f'{out} would overwrite its input; choose another --output folder or a --suffix')
+        _refuse_overwrite(_output_path(args, image), image)
     with tempfile.TemporaryDirectory() as workdir:
         runtime, origin = _runtime(args, workdir)
-        radius = runtime.radius
-        if args.tile_pad is None and radius is None:
-            raise UserError(f'{args.model} does not record its receptive-field radius; pass --tile-pad')
-        pad = radius if args.tile_pad is None else args.tile_pad
-        tile = None if args.tile is None else (args.tile, args.tile)
-        if tile is not None:
-            check_tile(args.tile, pad)
-        if runtime.fixed_size is not None:
-            tile = tile or fixed_size_tile(runtime.fixed_size, pad)
-        tile = bounded_tile(tile, pad, runtime.max_size)  # an ExecuTorch program's largest input
+        tile, pad = _tiling(args, runtime)
         print(f'model: {origin}; x{runtime.scale}, {runtime.num_in_ch} input channel(s), tile pad {pad}')
         failed = []
         for image in tqdm(images, desc='images', unit='img', disable=len(images) == 1):
