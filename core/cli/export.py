@@ -5,6 +5,7 @@ python scripts/export.py --model ETDS_M4C32_x4_plain.pth --format onnx --output 
 python scripts/export.py --model net_g_latest.pth --format tflite-int8 --output etds_x4_int8.tflite \
     --calib datasets/DIV2K/DIV2K_train_LR_bicubic/X4_sub --eval-data datasets/benchmark/Set5
 python scripts/export.py --model ETDS_M4C32_x4_plain.pth --format ncnn --ncnn-app realesrgan --output models/etds.param
+python scripts/export.py --model ETDS_M4C32_x4_plain.pth --format web --output site/   # then scripts/serve_web.py site/
 
 --model takes any checkpoint the toolkit knows: converted (meta), official raw (detected) or a training form
 (converted and verified on the fly). TFLite files take one input size, ExecuTorch files any size up to it (--size,
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--format', required=True, choices=EXPORT_FORMATS)
     parser.add_argument('--output', required=True,
                         help='the file to write, named by format (.onnx, .tflite, .param, .pte, .mlpackage, .xml, '
-                             '.safetensors); never the input')
+                             '.safetensors), or a folder for web; never the input')
     parser.add_argument('-opt', default=None,
                         help='training YAML: describes a checkpoint without meta, and its train set calibrates int8')
     parser.add_argument('--arch', default=None, metavar='TYPE',
@@ -69,7 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--int8-tolerance', type=float, default=0.02,
                         help='largest int8 mean abs difference from fp32 accepted (0.02 ≈ 5 grey levels)')
     args = parser.parse_args(argv)
-    if osp.splitext(args.output)[1].lower() != EXPORT_EXTENSIONS[args.format]:
+    if args.format == 'web':
+        if args.nhwc_uint8:
+            parser.error('--nhwc-uint8 is for camera pipelines; the web page feeds float planes')
+    elif osp.splitext(args.output)[1].lower() != EXPORT_EXTENSIONS[args.format]:
         parser.error(f'--format {args.format} writes a {EXPORT_EXTENSIONS[args.format]} file; '
                      f'name --output accordingly')
     if args.format == 'tflite' and args.nhwc_uint8:
@@ -90,6 +94,7 @@ def export(args: argparse.Namespace) -> None:
     from core.deploy.model import load_deploy_model
     from core.deploy.runtime_comparison import compare_app_on_set, compare_on_set
     from core.deploy.tflite_flatbuffer import operator_types
+    from core.deploy.web_export import MODEL_FILE
     from core.errors import UserError
 
     model = load_deploy_model(args.model, args.opt, arch=args.arch)
@@ -121,12 +126,15 @@ def export(args: argparse.Namespace) -> None:
         int8 = sum(op.inputs[:2] == ('INT8', 'INT8') and op.outputs == ('INT8',) for op in convs)
         print(f'int8 check: {int8} of {len(convs)} CONV_2D run on int8 tensors with int8 weights')
     if args.eval_data and report.ran:
-        for line in compare_on_set(model, report.output, args.eval_data):
+        evaluated = osp.join(report.output, MODEL_FILE) if args.format == 'web' else report.output
+        for line in compare_on_set(model, evaluated, args.eval_data):
             print(line)
         if args.ncnn_app:
             print(compare_app_on_set(model, report.output, args.eval_data))
     beside = weights_file(report.output)
     print(f'wrote {report.output}' + (f' and {beside}' if beside else ''))
+    if args.format == 'web':
+        print(f'serve it: python scripts/serve_web.py {report.output}  (then open the address it prints)')
     if args.ncnn_app:
         name, folder = osp.splitext(osp.basename(report.output))[0], osp.dirname(osp.abspath(report.output))
         print(f'Real-ESRGAN-ncnn-vulkan: realesrgan-ncnn-vulkan -i in.png -o out.png -m {folder} -n {name} '

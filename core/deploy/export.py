@@ -38,6 +38,7 @@ from core.deploy.receptive_field import receptive_radius
 from core.deploy.runtime_check import runtime_difference
 from core.deploy.runtimes import OnnxRuntime, Runtime, TFLiteRuntime
 from core.deploy.tflite_export import convert_to_tflite, export_qat_tflite
+from core.deploy.web_export import MODEL_FILE, check_site_folder, write_site
 from core.errors import UserError
 from core.io.checkpoint import save_safetensors
 from core.io.formats import EXPORT_FORMATS, ncnn_app_name, needs_calibration, weights_file
@@ -166,9 +167,21 @@ def _write_openvino(model: DeployModel, net: torch.nn.Module, path: str, meta: d
     return _Written(OpenVinoRuntime(path), check_image(model.num_in_ch, ONNX_CHECK_SIZE), model.net)
 
 
+def _write_web(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
+    """A folder: the fp32 ONNX file (checked like --format onnx) and the page that runs it in a browser."""
+    import os
+
+    os.makedirs(path)
+    written = _write_onnx(model, net, osp.join(path, MODEL_FILE), meta, options)
+    version = write_site(path, {'origin': model.origin, 'arch': model.arch, 'scale': model.scale,
+                                'num_in_ch': model.num_in_ch, 'radius': meta['radius']})
+    written.note = f'the page runs it with onnxruntime-web {version} (WebGPU when the browser has it, else WASM)'
+    return written
+
+
 WRITERS = {'onnx': _write_onnx, 'onnx-int8': _write_onnx_int8, 'tflite': _write_tflite,
            'tflite-int8': _write_tflite_int8, 'ncnn': _write_ncnn, 'executorch': _write_executorch,
-           'executorch-int8': _write_executorch_int8, 'openvino': _write_openvino}
+           'executorch-int8': _write_executorch_int8, 'openvino': _write_openvino, 'web': _write_web}
 
 
 def _export_coreml(model: DeployModel, fmt: str, output: str, meta: dict) -> ExportReport:
@@ -214,6 +227,10 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
             raise UserError(f'the ncnn apps feed RGB; this model reads {model.num_in_ch} channel(s): export it '
                             'without --ncnn-app')
         output = ncnn_app_name(output, model.scale)
+    if fmt == 'web':
+        check_site_folder(output)
+        if nhwc_uint8:
+            raise UserError('the web page feeds float planes; export it without --nhwc-uint8')
     net, preparation = model.net, ''
     if calibrates:
         prepared = prepare_for_int8(model.net, calibration, equalized, rounding)

@@ -8,7 +8,7 @@ from os import path as osp
 EXPORT_EXTENSIONS = {'onnx': '.onnx', 'onnx-int8': '.onnx', 'tflite': '.tflite', 'tflite-int8': '.tflite',
                      'ncnn': '.param', 'executorch': '.pte', 'executorch-int8': '.pte', 'coreml': '.mlpackage',
                      'coreml-fp16': '.mlpackage', 'coreml-int8w': '.mlpackage', 'openvino': '.xml',
-                     'safetensors': '.safetensors'}
+                     'safetensors': '.safetensors', 'web': ''}  # web: a folder (page, runtime, model.onnx)
 EXPORT_FORMATS = tuple(EXPORT_EXTENSIONS)
 FILE_BACKENDS = {'.onnx': 'onnxruntime', '.tflite': 'tflite', '.param': 'ncnn', '.pte': 'executorch',
                  '.xml': 'openvino', '.mlpackage': 'coreml'}
