@@ -80,6 +80,7 @@ def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
     from core.deploy.receptive_field import receptive_radius
     from core.deploy.runtimes import open_runtime
     from core.deploy.upscaling import compare_strip, upscale_picture
+    from core.deploy.web_export import runtime_installed
     from core.training.pipelines import train_pipeline
 
     os.makedirs(DEPLOY_DIR, exist_ok=True)
@@ -109,10 +110,18 @@ def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
     strip = osp.join(DEPLOY_DIR, 'chelsea_compare.png')
     write_image(compare_strip(picture, result, 4, osp.join(VAL_DIR, 'HR', 'chelsea.png'), 'QAT int8 TFLite'),
                 strip)
+    site = osp.join(DEPLOY_DIR, 'site')
+    if runtime_installed():
+        export_model(fp32, 'web', site)
     deploy_logger.removeHandler(notices)
     notices.close()
     print(f'\nExported to {DEPLOY_DIR}/ (the exporters\' own notices: export.log); bicubic | QAT int8 TFLite | '
           f'ground truth: {strip}')
+    if runtime_installed():
+        print(f'The model in a web page: python scripts/serve_web.py {site}  (then open http://127.0.0.1:8000/)')
+    else:
+        print('The model in a web page: npm ci --prefix web, then python scripts/export.py --model '
+              f'{PLAIN_CKPT} --format web --output {site}')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,6 +20,7 @@ from core.deploy.images import Picture, picture_to_array
 from core.deploy.runtimes import Runtime
 from core.deploy.tiling import tiled_forward
 from core.deploy.upscaling import upscale_picture
+from core.errors import UserError
 from core.io.staging import staged_file
 from core.io.video import Frame, VideoSink, VideoSource, pixel_format
 
@@ -121,6 +122,8 @@ def upscale_video(source_path: str, output_path: str, runtime: Runtime, settings
             except BaseException:
                 sink.abandon()
                 raise
+            if result.frames == 0:  # the output would hold sound and no picture
+                raise UserError(f'{source_path}: no video frame could be decoded; the file is damaged or empty')
         return result
     finally:
         source.close()

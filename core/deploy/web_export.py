@@ -21,6 +21,11 @@ RUNTIME_FILES = ('ort.wasm.min.js', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd
                  'ort.webgpu.min.js', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm')
 
 
+def runtime_installed() -> bool:
+    """Whether `npm ci --prefix web` has put onnxruntime-web where the site writer copies it from."""
+    return all(osp.isfile(osp.join(WEB_ROOT, 'node_modules', 'onnxruntime-web', 'dist', n)) for n in RUNTIME_FILES)
+
+
 def _runtime_folder() -> tuple[str, str]:
     """onnxruntime-web's dist folder and version, or a one-line error naming the install."""
     package = osp.join(WEB_ROOT, 'node_modules', 'onnxruntime-web')

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from core.errors import UserError
+
+if TYPE_CHECKING:  # the command lines import this module to check --input before numpy loads
+    import numpy as np
 
 VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.mov', '.m4v', '.avi', '.webm', '.ts', '.mts', '.m2ts', '.flv', '.wmv',
                     '.mpg', '.mpeg', '.3gp', '.ogv')
@@ -153,10 +155,13 @@ class VideoSink:
             options['preset'] = preset
         self.video.options = options
         self.layout = 'bgr48le' if source.deep else 'bgr24'
+        self.container.metadata.update(source.container.metadata)  # title, date, ... (not the encoder tag)
+        self.container.metadata.pop('encoder', None)
         self.copies = {}
         for stream in source.copied:
             try:
                 self.copies[stream.index] = self.container.add_stream_from_template(stream)
+                self.copies[stream.index].metadata.update(stream.metadata)  # language, title
             except ValueError as err:
                 self.container.close()
                 raise UserError(f'{path} cannot hold the input\'s {stream.type} stream ({stream.codec_context.name}'

@@ -40,28 +40,39 @@ def _streams(path) -> dict:
         pts = [frame.pts for frame in container.decode(video=0)]
         size = (video.codec_context.width, video.codec_context.height)
         duration, rate, time_base = video.duration, video.average_rate, video.time_base
-    with av.open(str(path)) as container:
-        streams = container.streams.audio[:1]
-        audio = [(bytes(p), p.pts) for p in container.demux(*streams) if p.dts is not None] if streams else []
-    return {'size': size, 'pts': pts, 'duration': duration, 'rate': rate, 'time_base': time_base, 'audio': audio}
+        tags = {'title': container.metadata.get('title'),
+                'languages': [s.metadata.get('language') for s in container.streams if s.type != 'video']}
+    copied = {}
+    for kind in ('audio', 'subtitles'):
+        with av.open(str(path)) as container:
+            streams = getattr(container.streams, kind)[:1]
+            packets = container.demux(*streams) if streams else []
+            copied[kind] = [(bytes(p), p.pts) for p in packets if p.dts is not None]
+    return {'size': size, 'pts': pts, 'duration': duration, 'rate': rate, 'time_base': time_base, 'tags': tags,
+            **copied}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
-def test_a_clip_keeps_its_frames_duration_and_audio(tmp_path, backend):
-    clip = tmp_path / 'clip.mp4'
-    assert write_demo_clip(str(clip), height=36, width=64, seconds=2.0) == 60
+@pytest.mark.parametrize('backend, name', [('torch', 'clip.mkv'), ('onnxruntime', 'clip.mp4')])
+def test_a_clip_keeps_its_frames_duration_audio_and_captions(tmp_path, backend, name):
+    clip = tmp_path / name
+    captions = name.endswith('.mkv')  # MP4 holds no SubRip
+    assert write_demo_clip(str(clip), height=36, width=64, seconds=2.0, captions=captions) == 60
     result = run_repo_script('scripts/upscale.py', '--model', _checkpoint(tmp_path), '--input', str(clip),
                              '--output', str(tmp_path / 'out'), '--backend', backend)
     assert result.returncode == 0, result.stderr
     assert 'wrote' in result.stdout and '60 frames' in result.stdout
-    before, after = _streams(clip), _streams(tmp_path / 'out' / 'clip.mp4')
+    before, after = _streams(clip), _streams(tmp_path / 'out' / name)
     assert after['size'] == (128, 72)
     assert len(after['pts']) == 60 and after['pts'] == before['pts']
-    for key in ('duration', 'rate', 'time_base'):
+    for key in ('duration', 'rate', 'time_base', 'tags'):
         assert after[key] == before[key], key
+    assert before['tags']['title'] == 'demo clip' and before['tags']['languages'][0] == 'eng'
+    with av.open(str(clip)) as source, av.open(str(tmp_path / 'out' / name)) as output:
+        assert abs(output.duration - source.duration) <= 1000  # container duration, µs
     assert len(before['audio']) > 90 and after['audio'] == before['audio']  # byte for byte, same timestamps
-    assert [p.name for p in (tmp_path / 'out').iterdir()] == ['clip.mp4']
+    assert after['subtitles'] == before['subtitles'] and len(before['subtitles']) == (2 if captions else 0)
+    assert [p.name for p in (tmp_path / 'out').iterdir()] == [name]
 
 
 def test_every_frame_equals_the_image_path(tmp_path):
@@ -132,6 +143,7 @@ def test_an_interrupted_video_leaves_nothing(tmp_path):
 @pytest.mark.parametrize('make, extra, message', [
     ('text', [], 'is not a video PyAV can read'),
     ('audio only', [], 'has no video stream'),
+    ('no pictures', [], 'no video frame could be decoded'),
     ('clip', ['--output', '{folder}'], 'would overwrite its input'),
     ('clip', ['--codec', 'nosuchcodec'], 'is not an encoder in this PyAV build'),
     ('clip', ['--codec', 'libx264', '--pix-fmt', 'rgb24'], 'cannot write --pix-fmt rgb24'),
@@ -142,8 +154,11 @@ def test_bad_videos_fail_in_one_line_and_leave_nothing(tmp_path, make, extra, me
     clip = folder / 'clip.mp4'
     if make == 'text':
         clip.write_text('not a video\n')
-    elif make == 'audio only':
-        with av.open(str(clip), 'w') as container:
+    elif make in ('audio only', 'no pictures'):
+        with av.open(str(clip), 'w', format='matroska' if make == 'no pictures' else None) as container:
+            if make == 'no pictures':  # a video stream in the header, no packets (MP4 would drop the stream)
+                video = container.add_stream('mpeg4', rate=30)
+                video.width, video.height = 16, 16
             stream = container.add_stream('aac', rate=48000)
             silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format='fltp', layout='mono')
             silence.sample_rate = 48000
