@@ -12,6 +12,7 @@ nothing but the file.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from os import path as osp
@@ -169,8 +170,6 @@ def _write_openvino(model: DeployModel, net: torch.nn.Module, path: str, meta: d
 
 def _write_web(model: DeployModel, net: torch.nn.Module, path: str, meta: dict, options: dict) -> _Written:
     """A folder: the fp32 ONNX file (checked like --format onnx) and the page that runs it in a browser."""
-    import os
-
     os.makedirs(path)
     written = _write_onnx(model, net, osp.join(path, MODEL_FILE), meta, options)
     version = write_site(path, {'origin': model.origin, 'arch': model.arch, 'scale': model.scale,
@@ -228,6 +227,7 @@ def export_model(model: DeployModel, fmt: str, output: str, size: tuple[int, int
                             'without --ncnn-app')
         output = ncnn_app_name(output, model.scale)
     if fmt == 'web':
+        output = osp.normpath(output)  # `site/` names the folder `site`
         check_site_folder(output)
         if nhwc_uint8:
             raise UserError('the web page feeds float planes; export it without --nhwc-uint8')

@@ -2,7 +2,7 @@
 
 Three stages joined by bounded queues: a decoding thread, inference on the calling thread, an encoding thread.
 PyAV releases the GIL inside FFmpeg and every runtime releases it inside its kernels, so threads overlap; the
-queues keep at most a few frames in memory. Each frame goes through the same `upscale_picture` as an image, so
+queues keep at most a few frames in memory. Each frame goes through the same float operations as an image, so
 a frame's output equals what the image path gives for that decoded frame.
 """
 
@@ -43,7 +43,6 @@ class VideoResult:
     frames: int
     copied_packets: int
     seconds: float  # wall time, decode to trailer
-    inference_seconds: float  # inside the runtime, with decoding and encoding running beside it
 
     @property
     def fps(self) -> float:
@@ -116,7 +115,7 @@ def upscale_video(source_path: str, output_path: str, runtime: Runtime, settings
         scale = runtime.scale
         with staged_file(output_path) as tmp:
             sink = VideoSink(tmp, source, source.width * scale, source.height * scale, settings.codec, pix_fmt,
-                             settings.crf, settings.preset)  # the muxer follows the extension
+                             settings.crf, settings.preset, output_path)  # the muxer follows the extension
             try:
                 result = _run_pipeline(source, sink, runtime, settings, on_frame)
             except BaseException:
@@ -158,13 +157,11 @@ def _run_pipeline(source: VideoSource, sink: VideoSink, runtime: Runtime, settin
     stages = [_Stage(decode, 'decode', stop), _Stage(encode, 'encode', stop)]
     for stage in stages:
         stage.start()
-    frames, inference = 0, 0.0
+    frames = 0
     try:
         while (item := _get(decoded, stop)) is not _DONE:
             if isinstance(item, Frame):
-                began = time.perf_counter()
                 item = Frame(upscale_frame(item.bgr, runtime, settings.tile, settings.pad), item.pts)
-                inference += time.perf_counter() - began
                 frames += 1
                 if on_frame is not None:
                     on_frame()
@@ -179,4 +176,4 @@ def _run_pipeline(source: VideoSource, sink: VideoSink, runtime: Runtime, settin
     for stage in stages:
         if stage.error is not None:
             raise stage.error
-    return VideoResult(frames, copied, time.perf_counter() - start, inference)
+    return VideoResult(frames, copied, time.perf_counter() - start)

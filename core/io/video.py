@@ -133,18 +133,19 @@ class VideoSink:
     """An output file: one encoded video stream at the input's timestamps, plus the input's other streams copied."""
 
     def __init__(self, path: str, source: VideoSource, width: int, height: int, codec: str, pix_fmt: str,
-                 crf: int | None, preset: str | None, container_format: str | None = None) -> None:
+                 crf: int | None, preset: str | None, shown_as: str | None = None) -> None:
+        """`path` may be a temporary file; `shown_as` is the output's name in messages."""
         av = _av()
-        self.path = path
+        self.path = shown_as or path
         if is_subsampled(pix_fmt) and (width % 2 or height % 2):
             raise UserError(f'{source.path}: the output {width}×{height} has an odd side, which {pix_fmt} cannot '
                             'hold; pass --pix-fmt yuv444p, or crop the input to even sides')
-        self.container = av.open(path, 'w', format=container_format)
+        self.container = av.open(path, 'w')
         try:
             self.video = self.container.add_stream(codec, rate=source.rate)
         except ValueError as err:
             self.container.close()
-            raise UserError(f'{codec} cannot go in {path}: {err}; pick another --codec or output extension') from None
+            raise UserError(f'{self.path}: {err}; pick another --codec (.webm takes libvpx-vp9 or libsvtav1)') from None
         self.video.width, self.video.height, self.video.pix_fmt = width, height, pix_fmt
         self.video.time_base = source.video.time_base  # frames keep their input timestamps
         self.video.codec_context.time_base = source.video.time_base
@@ -155,8 +156,8 @@ class VideoSink:
             options['preset'] = preset
         self.video.options = options
         self.layout = 'bgr48le' if source.deep else 'bgr24'
-        self.container.metadata.update(source.container.metadata)  # title, date, ... (not the encoder tag)
-        self.container.metadata.pop('encoder', None)
+        self.container.metadata.update({k: v for k, v in source.container.metadata.items()  # title, date, ...
+                                        if k.lower() != 'encoder'})  # the muxer writes its own
         self.copies = {}
         for stream in source.copied:
             try:
@@ -164,8 +165,8 @@ class VideoSink:
                 self.copies[stream.index].metadata.update(stream.metadata)  # language, title
             except ValueError as err:
                 self.container.close()
-                raise UserError(f'{path} cannot hold the input\'s {stream.type} stream ({stream.codec_context.name}'
-                                f': {err}); use the input\'s container extension for --output') from None
+                raise UserError(f'{self.path} cannot hold the input\'s {stream.type} stream '
+                                f'({stream.codec_context.name}: {err}); keep the input\'s container') from None
 
     def write(self, bgr: np.ndarray, pts: int | None) -> None:
         av = _av()
@@ -180,8 +181,13 @@ class VideoSink:
                             '--codec or --pix-fmt') from None
 
     def copy(self, packet) -> None:
+        av = _av()
         packet.stream = self.copies[packet.stream.index]
-        self.container.mux(packet)
+        try:
+            self.container.mux(packet)
+        except av.error.FFmpegError as err:
+            raise UserError(f'cannot copy a {packet.stream.type} packet into {self.path}: {err}; the input\'s '
+                            'stream may be damaged') from None
 
     def close(self) -> None:
         """Flush the encoder and write the trailer; the file is complete only after this."""

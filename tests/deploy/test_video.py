@@ -171,3 +171,14 @@ def test_bad_videos_fail_in_one_line_and_leave_nothing(tmp_path, make, extra, me
     assert_one_line_error(result, message)
     assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
     assert sorted(p.name for p in folder.iterdir()) == ['clip.mp4']
+
+
+def test_a_codec_the_container_cannot_hold_is_refused_naming_the_output(tmp_path):
+    clip = tmp_path / 'clip.webm'
+    write_demo_clip(str(clip), height=16, width=24, seconds=0.1, audio=False, codec='libvpx-vp9')
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match=r"^.*out/clip\.webm: 'webm' format does not support 'libx264'.*libvpx-vp9"):
+        upscale_video(str(clip), str(out / 'clip.webm'), _runtime(tmp_path), VideoSettings(pad=6))
+    assert list(out.iterdir()) == []
+    upscale_video(str(clip), str(out / 'clip.webm'), _runtime(tmp_path), VideoSettings('libvpx-vp9', pad=6))
+    assert _streams(out / 'clip.webm')['size'] == (48, 32)

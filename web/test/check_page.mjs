@@ -30,8 +30,8 @@ try {
     runtime: document.getElementById('runtime').textContent,
     isolated: crossOriginIsolated,
     download: document.getElementById('download').download,
-    ...(window.srResult ? { ...window.srResult, output: Array.from(window.srResult.output || []),
-                            input: Array.from(window.srResult.input || []) } : {}),
+    ...Object.fromEntries(Object.entries(window.srResult || {}).map(  // typed arrays as plain arrays for JSON
+      ([key, value]) => [key, ArrayBuffer.isView(value) ? Array.from(value) : value])),
   }));
   result.console = messages;
   await page.screenshot({ path: screenshotPath, fullPage: true });
