@@ -89,6 +89,33 @@ def test_serving_a_folder_that_is_not_a_site_fails_in_one_line(tmp_path):
     assert_one_line_error(run_repo_script('scripts/serve_web.py', str(tmp_path)), 'is not a site')
 
 
+def _run_page(url: str, image: Path, folder: Path, webgpu: bool = False) -> dict:
+    """Drive the page in headless Chromium; what it computed, as web/test/check_page.mjs reads it back."""
+    env = {'CHROMIUM': CHROMIUM, 'PATH': '/usr/bin:/bin', **({'WEBGPU': '1'} if webgpu else {})}
+    done = subprocess.run(['node', str(REPO / 'web' / 'test' / 'check_page.mjs'), url, str(image),
+                           str(folder / 'result.json'), str(folder / 'page.png')], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    page = json.loads((folder / 'result.json').read_text())
+    assert page['state'] == 'done', page['status']
+    return page
+
+
+@needs_browser
+@pytest.mark.slow
+def test_the_page_on_webgpu_equals_onnxruntime_in_python(tmp_path, serve):
+    """SwiftShader's WebGPU here: slow, but the WebGPU build and its WASM load and compute the same function."""
+    model = deployable('ETDSForInference')
+    export_model(model, 'web', str(tmp_path / 'site'))
+    bgr = smooth_image(14, 18, 6)
+    cv2.imwrite(str(tmp_path / 'photo.png'), bgr)
+    page = _run_page(serve(tmp_path / 'site') + '?debug=1', tmp_path / 'photo.png', tmp_path, webgpu=True)
+    assert page['backend'] == 'webgpu' and 'on WebGPU' in page['runtime']
+    x = np.ascontiguousarray(network_input(bgr.astype(np.float32) / 255, 3).transpose(2, 0, 1)[None])
+    expected = OnnxRuntime(str(tmp_path / 'site' / MODEL_FILE))(x)
+    assert np.abs(np.asarray(page['output'], np.float32).reshape(expected.shape) - expected).max() <= 1e-5
+
+
 @needs_browser
 @pytest.mark.parametrize('arch', ['ETDSForInference', 'EdgeSR'])  # RGB, and a Y model
 def test_the_page_in_chromium_equals_onnxruntime_in_python(tmp_path, serve, arch):
@@ -97,13 +124,7 @@ def test_the_page_in_chromium_equals_onnxruntime_in_python(tmp_path, serve, arch
     bgr = smooth_image(37, 45, 5)  # odd sides: the bicubic borders and the tiles' edges both show
     cv2.imwrite(str(tmp_path / 'photo.png'), bgr)
     url = serve(tmp_path / 'site') + '?ep=wasm&tile=16&debug=1'  # tiles of 16 LR px: 9 of them
-    shot, result_path = tmp_path / 'page.png', tmp_path / 'result.json'
-    done = subprocess.run(['node', str(REPO / 'web' / 'test' / 'check_page.mjs'), url, str(tmp_path / 'photo.png'),
-                           str(result_path), str(shot)], capture_output=True, text=True, timeout=300,
-                          env={'CHROMIUM': CHROMIUM, 'PATH': '/usr/bin:/bin'})
-    assert done.returncode == 0, done.stderr[-2000:]
-    page = json.loads(result_path.read_text())
-    assert page['state'] == 'done', page['status']
+    page = _run_page(url, tmp_path / 'photo.png', tmp_path)
     assert page['isolated'] is True and page['threads'] == min(os.cpu_count(), 8)  # COOP/COEP: every core
     assert page['backend'] == 'wasm' and 'on WASM' in page['runtime']
     assert page['tiles'] == 9 and page['download'] == f'photo_x{model.scale}.png'
@@ -127,4 +148,4 @@ def test_the_page_in_chromium_equals_onnxruntime_in_python(tmp_path, serve, arch
             theirs, ours = theirs[24:], ours[24:]
         difference = np.abs(theirs - ours.astype(int))
         assert difference.max() <= 1 and (difference > 0).mean() < 1e-3, (key, difference.max())
-    assert cv2.imread(str(shot)).shape[0] > 300
+    assert cv2.imread(str(tmp_path / 'page.png')).shape[0] > 300  # the screenshot

@@ -65,8 +65,8 @@ async function start() {
   app.threads = Number(params.get('threads')) || (crossOriginIsolated ? Math.min(cores, 8) : 1);
   ort.env.wasm.numThreads = app.threads;
   ort.env.wasm.wasmPaths = new URL('./', location.href).href;
-  app.session = await ort.InferenceSession.create(app.info.model, {
-    executionProviders: [app.backend], graphOptimizationLevel: 'all',
+  app.session = await ort.InferenceSession.create(app.info.model, {  // WASM takes what WebGPU cannot run
+    executionProviders: app.backend === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'], graphOptimizationLevel: 'all',
   });
   const info = app.info;
   $('model').textContent = `${info.arch} x${info.scale}, ` +

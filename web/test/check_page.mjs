@@ -1,6 +1,6 @@
 // Drive the exported page in Debian's headless Chromium: load it, choose an image, wait for the upscale, write
 // what the page computed (and a screenshot) for the Python test to compare with onnxruntime in Python.
-// node web/test/check_page.mjs URL IMAGE RESULT.json SCREENSHOT.png
+// node web/test/check_page.mjs URL IMAGE RESULT.json SCREENSHOT.png   (WEBGPU=1: with a WebGPU adapter)
 import { writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -8,8 +8,10 @@ const [url, image, resultPath, screenshotPath] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   // As root, and on a machine whose network is closed: no sandbox, no background connections.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync'],
+  // WEBGPU=1 gives the page SwiftShader's software WebGPU adapter (correct, about 100 times slower than WASM).
+  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+         '--disable-component-update', '--disable-sync',
+         ...(process.env.WEBGPU ? ['--enable-unsafe-webgpu', '--use-angle=swiftshader'] : ['--disable-gpu'])],
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
