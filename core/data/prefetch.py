@@ -20,6 +20,8 @@ from typing import Any
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from torch.utils.data import DataLoader
 
+from core.io.stoppable_queue import put_until_stopped
+
 _END = object()
 
 
@@ -51,13 +53,7 @@ class ThreadPrefetcher:
     def _receive(batches: Iterator, stop: threading.Event, ready: queue.Queue) -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ready.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put_until_stopped(ready, batch, stop):
                     return
             ready.put(_END)
         except BaseException as error:  # noqa: BLE001  (handed to the training thread, which raises it)

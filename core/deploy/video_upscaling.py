@@ -22,6 +22,7 @@ from core.deploy.tiling import tiled_forward
 from core.deploy.upscaling import upscale_picture
 from core.errors import UserError
 from core.io.staging import staged_file
+from core.io.stoppable_queue import get_until_stopped, put_until_stopped
 from core.io.video import Frame, VideoSink, VideoSource, pixel_format
 
 _DONE = object()
@@ -87,25 +88,6 @@ class _Stage(threading.Thread):
             self._stop_all.set()
 
 
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
-    """Put, giving up once another stage has failed (a full queue must not hang the pipeline)."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-def _get(q: queue.Queue, stop: threading.Event) -> object:
-    while not stop.is_set():
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-    return _DONE
-
-
 def upscale_video(source_path: str, output_path: str, runtime: Runtime, settings: VideoSettings,
                   on_frame: Callable[[], None] | None = None) -> VideoResult:
     """Decode, upscale and encode `source_path` into `output_path`, which appears only when complete."""
@@ -137,14 +119,14 @@ def _run_pipeline(source: VideoSource, sink: VideoSink, runtime: Runtime, settin
 
     def decode() -> None:
         for item in source.items():
-            _put(decoded, item, stop)
+            put_until_stopped(decoded, item, stop)
             if stop.is_set():
                 return
-        _put(decoded, _DONE, stop)
+        put_until_stopped(decoded, _DONE, stop)
 
     def encode() -> None:
         nonlocal copied
-        while (item := _get(upscaled, stop)) is not _DONE:
+        while (item := get_until_stopped(upscaled, stop, _DONE)) is not _DONE:
             if isinstance(item, Frame):
                 sink.write(item.bgr, item.pts)
             else:
@@ -159,14 +141,14 @@ def _run_pipeline(source: VideoSource, sink: VideoSink, runtime: Runtime, settin
         stage.start()
     frames = 0
     try:
-        while (item := _get(decoded, stop)) is not _DONE:
+        while (item := get_until_stopped(decoded, stop, _DONE)) is not _DONE:
             if isinstance(item, Frame):
                 item = Frame(upscale_frame(item.bgr, runtime, settings.tile, settings.pad), item.pts)
                 frames += 1
                 if on_frame is not None:
                     on_frame()
-            _put(upscaled, item, stop)
-        _put(upscaled, _DONE, stop)
+            put_until_stopped(upscaled, item, stop)
+        put_until_stopped(upscaled, _DONE, stop)
     except BaseException:
         stop.set()
         raise
