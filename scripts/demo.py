@@ -110,14 +110,14 @@ def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
     strip = osp.join(DEPLOY_DIR, 'chelsea_compare.png')
     write_image(compare_strip(picture, result, 4, osp.join(VAL_DIR, 'HR', 'chelsea.png'), 'QAT int8 TFLite'),
                 strip)
-    site = osp.join(DEPLOY_DIR, 'site')
-    if runtime_installed():
+    site, web_page = osp.join(DEPLOY_DIR, 'site'), runtime_installed()  # npm ci --prefix web
+    if web_page:
         export_model(fp32, 'web', site)
     deploy_logger.removeHandler(notices)
     notices.close()
     print(f'\nExported to {DEPLOY_DIR}/ (the exporters\' own notices: export.log); bicubic | QAT int8 TFLite | '
           f'ground truth: {strip}')
-    if runtime_installed():
+    if web_page:
         print(f'The model in a web page: python scripts/serve_web.py {site}  (then open http://127.0.0.1:8000/)')
     else:
         print('The model in a web page: npm ci --prefix web, then python scripts/export.py --model '

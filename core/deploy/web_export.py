@@ -21,18 +21,23 @@ RUNTIME_FILES = ('ort.wasm.min.js', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd
                  'ort.webgpu.min.js', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm')
 
 
+def _missing_runtime_files() -> list[str]:
+    dist = osp.join(WEB_ROOT, 'node_modules', 'onnxruntime-web', 'dist')
+    return [name for name in RUNTIME_FILES if not osp.isfile(osp.join(dist, name))]
+
+
 def runtime_installed() -> bool:
     """Whether `npm ci --prefix web` has put onnxruntime-web where the site writer copies it from."""
-    return all(osp.isfile(osp.join(WEB_ROOT, 'node_modules', 'onnxruntime-web', 'dist', n)) for n in RUNTIME_FILES)
+    return not _missing_runtime_files()
 
 
 def _runtime_folder() -> tuple[str, str]:
     """onnxruntime-web's dist folder and version, or a one-line error naming the install."""
-    package = osp.join(WEB_ROOT, 'node_modules', 'onnxruntime-web')
-    missing = [name for name in RUNTIME_FILES if not osp.isfile(osp.join(package, 'dist', name))]
+    missing = _missing_runtime_files()
     if missing:
         raise UserError(f'onnxruntime-web is not installed in {WEB_ROOT} (missing {missing[0]}); run: '
                         'npm ci --prefix web')
+    package = osp.join(WEB_ROOT, 'node_modules', 'onnxruntime-web')
     with open(osp.join(package, 'package.json'), encoding='utf-8') as handle:
         return osp.join(package, 'dist'), json.load(handle)['version']
 
