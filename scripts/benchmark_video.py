@@ -50,20 +50,6 @@ def _model(args: argparse.Namespace):
                                                      num_feat=32, num_residual_feat=3), 'ETDS-M4C32, seeded weights')
 
 
-def _runtime(model, backend: str, size: tuple[int, int], folder: str):
-    from core.cli.upscale import EXPORT_FOR_BACKEND
-    from core.deploy.export import export_model
-    from core.deploy.runtimes import TorchRuntime, open_runtime
-    from core.io.formats import EXPORT_EXTENSIONS
-
-    if backend == 'torch':
-        return TorchRuntime(model)
-    fmt = EXPORT_FOR_BACKEND[backend]
-    path = osp.join(folder, f'{backend}{EXPORT_EXTENSIONS[fmt]}')
-    export_model(model, fmt, path, size=size)
-    return open_runtime(path)
-
-
 def main() -> None:
     args = parse_args()
     import av
@@ -72,6 +58,7 @@ def main() -> None:
     import core.plugin  # noqa: F401
     from core.archs.cost import count_macs
     from core.data.demo_clip import write_demo_clip
+    from core.deploy.backend_runtime import backend_runtime
     from core.deploy.benchmarking import cpu_description, gemm_peaks
     from core.deploy.video_upscaling import VideoSettings, upscale_frame, upscale_video
 
@@ -95,7 +82,7 @@ def main() -> None:
         decode_ms = (time.perf_counter() - start) / len(frames) * 1000
         settings = VideoSettings(args.codec, args.crf, args.preset, None, None, 0)
         for backend in tqdm(args.backends, desc='backends', unit='backend'):
-            runtime = _runtime(model, backend, args.size, folder)
+            runtime, _ = backend_runtime(model, backend, folder, args.size)
             upscale_frame(frames[0], runtime, None, 0)  # warm-up (compiles, allocates)
             start = time.perf_counter()
             for frame in frames:

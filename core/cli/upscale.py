@@ -28,8 +28,6 @@ from core.io.formats import FILE_BACKENDS, file_backend
 from core.io.video import is_video
 
 BACKENDS = ('torch', 'onnxruntime', 'tflite', 'ncnn', 'ncnn-vulkan', 'executorch', 'openvino')
-EXPORT_FOR_BACKEND = {'onnxruntime': 'onnx', 'tflite': 'tflite', 'ncnn': 'ncnn', 'ncnn-vulkan': 'ncnn',
-                      'executorch': 'executorch', 'openvino': 'openvino'}
 
 
 def _backends_for(ext: str) -> tuple[str, ...]:
@@ -90,24 +88,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _runtime(args: argparse.Namespace, workdir: str):
     """The runtime to drive, and a line saying what runs."""
+    from core.deploy.backend_runtime import backend_runtime
     from core.deploy.model import load_deploy_model
-    from core.deploy.runtimes import TorchRuntime, open_runtime
-    from core.io.formats import EXPORT_EXTENSIONS
+    from core.deploy.runtimes import open_runtime
 
-    vulkan = args.backend == 'ncnn-vulkan'
     if file_backend(args.model) != 'torch':
-        runtime = open_runtime(args.model, vulkan=vulkan)
+        runtime = open_runtime(args.model, vulkan=args.backend == 'ncnn-vulkan')
         return runtime, f'{args.model} on {runtime.name}'
     model = load_deploy_model(args.model, args.opt, arch=args.arch)
-    if args.backend in (None, 'torch'):
-        return TorchRuntime(model), model.origin
-    from core.deploy.export import export_model
-
-    fmt = EXPORT_FOR_BACKEND[args.backend]
-    path = osp.join(workdir, f'model{EXPORT_EXTENSIONS[fmt]}')
-    report = export_model(model, fmt, path, size=args.size)  # the file records the network's radius
-    runtime = open_runtime(path, vulkan=vulkan)
-    return runtime, (f'{model.origin}; exported to {fmt} (max abs difference {report.max_abs_diff:.2g}), '
+    runtime, report = backend_runtime(model, args.backend or 'torch', workdir, args.size)
+    if report is None:
+        return runtime, model.origin
+    return runtime, (f'{model.origin}; exported to {report.format} (max abs difference {report.max_abs_diff:.2g}), '
                      f'run on {runtime.name}')
 
 
