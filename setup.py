@@ -16,7 +16,7 @@ setup(
         'torchvision>=0.19',
         'basicsr>=1.4.2,<1.5',
         'numpy>=1.24',
-        'opencv-python>=4.8',
+        'opencv-python>=5.0',  # imdecodeWithMetadata and imwriteWithMetadata: EXIF and ICC kept
         'scikit-image>=0.21',
         'pillow>=10',
         'lmdb>=1.4',
@@ -26,6 +26,7 @@ setup(
         'onnx>=1.15',
         'safetensors>=0.4',
         'av>=14',  # video; its wheel carries FFmpeg with the GPL x264/x265 encoders
+        'psutil>=5.9',  # the memory available, for scripts/upscale.py's plan
     ],
     extras_require={
         # scripts/export.py, scripts/upscale.py --backend, scripts/benchmark_models.py; core.deploy.optional names it

@@ -14,14 +14,15 @@ from os import path as osp
 import numpy as np
 import torch
 from basicsr.data.transforms import mod_crop
-from basicsr.utils import bgr2ycbcr, imfrombytes
+from basicsr.utils import bgr2ycbcr
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from core.data.layouts import PREPARE_HINT, checked_image_size, image_files
+from core.data.layouts import LARGE_IMAGE_HINT, PREPARE_HINT, checked_image_size, image_files
 from core.data.paired_sr_dataset import random_augment
 from core.errors import UserError
+from core.io.image_file import decode_bgr8
 
 
 def degrade(y: np.ndarray, scale: int) -> np.ndarray:
@@ -56,7 +57,7 @@ class MultiScaleYDataset(data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         with open(self.paths[index], 'rb') as handle:
-            bgr = imfrombytes(handle.read())
+            bgr = decode_bgr8(self.paths[index], handle.read(), hint=LARGE_IMAGE_HINT)
         if self.opt['phase'] == 'train':
             scale = random.choice(self.scales)
             size = -(-self.patch_size // scale) * scale

@@ -15,12 +15,13 @@ from os import path as osp
 import numpy as np
 from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_lmdb, paired_paths_from_meta_info_file
 from basicsr.data.transforms import paired_random_crop
-from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
+from basicsr.utils import FileClient, bgr2ycbcr, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from core.data.layouts import PREPARE_HINT, checked_image_size, resolve_pair_folders
+from core.data.layouts import LARGE_IMAGE_HINT, PREPARE_HINT, checked_image_size, resolve_pair_folders
 from core.errors import UserError
+from core.io.image_file import decode_bgr8
 
 
 def _pair_size_error(lq_path: str, lq_hw: tuple[int, int], gt_path: str, gt_hw: tuple[int, int], scale: int) -> str:
@@ -122,8 +123,9 @@ class PairedSRDataset(data.Dataset):
             self.file_client = FileClient(backend.pop('type'), **backend)
         paths = self.paths[index]
         # decoded as uint8 and made float only after cropping: same values, a fraction of the conversion work
-        img_gt = imfrombytes(self.file_client.get(paths['gt_path'], 'gt'))
-        img_lq = imfrombytes(self.file_client.get(paths['lq_path'], 'lq'))
+        # basicsr's imfrombytes decoding, after the header checks every reader makes
+        img_gt = decode_bgr8(paths['gt_path'], self.file_client.get(paths['gt_path'], 'gt'), hint=LARGE_IMAGE_HINT)
+        img_lq = decode_bgr8(paths['lq_path'], self.file_client.get(paths['lq_path'], 'lq'), hint=LARGE_IMAGE_HINT)
         scale = self.scale
         if not pair_fits(img_lq.shape[:2], img_gt.shape[:2], scale):
             raise UserError(_pair_size_error(paths['lq_path'], img_lq.shape[:2], paths['gt_path'],

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from core.data.layouts import image_files
 from core.errors import UserError
+from core.io.image_file import decode_image
 
 # How sub-images are stored. PNG is compact; BMP is uncompressed, so the training loader skips decoding (a 480²
 # sub-image: 5.5 ms as PNG, 0.03 ms as BMP, measured by scripts/benchmark_loader.py) at 1.8× the disk space.
@@ -117,9 +118,7 @@ def staged_folder(final: str, overwrite: bool = False) -> Iterator[str]:
 def write_subimages(path: str, hr_dir: str, lr_dirs: dict[int, str], crop: int, step: int, thresh: int,
                   fmt: str = 'png') -> list[tuple[str, tuple[int, ...]]]:
     """Cut one HR image into sub-images and write each with its LR versions; returns meta-info entries."""
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise UserError(f'cannot read {path} as an image')
+    img = decode_image(path, hint='crop it into parts first').pixels
     stem = osp.splitext(osp.basename(path))[0]
     entries = []
     for k, tile in enumerate(extract_subimages(as_bgr(img), crop, step, thresh), start=1):

@@ -21,6 +21,7 @@ from core.deploy.runtimes import Runtime
 from core.deploy.tiling import tiled_forward
 from core.deploy.upscaling import upscale_picture
 from core.errors import UserError
+from core.io.pixel_limit import DEFAULT_MAX_MEGAPIXELS
 from core.io.staging import staged_file
 from core.io.stoppable_queue import get_until_stopped, put_until_stopped
 from core.io.video import Frame, VideoSink, VideoSource, pixel_format
@@ -37,6 +38,7 @@ class VideoSettings:
     pix_fmt: str | None = None
     tile: tuple[int, int] | None = None
     pad: int = 0
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class _Stage(threading.Thread):
 def upscale_video(source_path: str, output_path: str, runtime: Runtime, settings: VideoSettings,
                   on_frame: Callable[[], None] | None = None) -> VideoResult:
     """Decode, upscale and encode `source_path` into `output_path`, which appears only when complete."""
-    source = VideoSource(source_path)
+    source = VideoSource(source_path, settings.max_megapixels)
     try:
         pix_fmt = pixel_format(settings.codec, source.deep, settings.pix_fmt)
         scale = runtime.scale

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from core.errors import UserError
+from core.io.pixel_limit import DEFAULT_MAX_MEGAPIXELS, check_pixel_count
 
 if TYPE_CHECKING:  # the command lines import this module to check --input before numpy loads
     import numpy as np
@@ -48,7 +49,8 @@ class Frame:
 class VideoSource:
     """An opened input: its first video stream is decoded, its audio and subtitle streams are handed on as packets."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                 hint: str = 'pass --max-megapixels to raise the limit if you trust the file') -> None:
         av = _av()
         self.path = path
         try:
@@ -64,6 +66,11 @@ class VideoSource:
         self.copied = [s for s in self.container.streams if s.type in _COPIED_TYPES]
         context = self.video.codec_context
         self.width, self.height = context.width, context.height
+        try:
+            check_pixel_count(path, self.height, self.width, max_megapixels, hint)
+        except UserError:
+            self.container.close()
+            raise
         fmt = context.format
         self.deep = fmt is not None and max(c.bits for c in fmt.components) > 8
 

@@ -79,7 +79,7 @@ def train_case(name: str, tmp_path: Path, data_root: Path) -> tuple[list[str], l
         if name == 'truncated PNG':
             image = bad_root / 'HR' / 'img1.png'
             image.write_bytes(image.read_bytes()[:len(image.read_bytes()) // 2])
-            fragments = [f'{image} is truncated (its PNG end marker is missing)', 'replace it or remove it']
+            fragments = [f'{image} is truncated (the PNG file ends early)', 'replace it or remove it']
         else:
             image = bad_root / 'LR_bicubic' / 'X2' / 'img2x2.png'
             image.write_bytes(b'')

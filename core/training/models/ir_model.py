@@ -20,7 +20,6 @@ import time
 from collections import OrderedDict
 from os import path as osp
 
-import cv2
 import numpy as np
 import torch
 from basicsr.models.sr_model import SRModel
@@ -32,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from core.archs.network import first_output
 from core.data.colour import colour_from_y
 from core.errors import UserError
+from core.io.image_file import decode_bgr8, read_file_bytes
 from core.training.console import CONSOLE
 from core.training.models.checkpoint_files import CheckpointFiles
 from core.training.models.fast_step import (
@@ -152,7 +152,7 @@ class IRModel(QATLifecycle, CheckpointFiles, SRModel):
             self.feed_data(data)
             self.test()
             y = self.output[0, 0].detach().cpu().clamp(0, 1).numpy().astype(np.float32)
-            lq = cv2.imread(data['lq_path'][0], cv2.IMREAD_COLOR).astype(np.float32) / 255.0
+            lq = decode_bgr8(data['lq_path'][0], read_file_bytes(data['lq_path'][0])).astype(np.float32) / 255.0
             bgr = colour_from_y(y, lq, scale)
             name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
             suffix = self.opt['val'].get('suffix') or self.opt['name']
