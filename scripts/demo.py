@@ -75,12 +75,13 @@ def _deploy(benchmark: str | None, qat_iters: int | None) -> None:
     """Export the demo model, quantize it twice (PTQ, QAT), and compare every file on its own runtime."""
     from core.deploy.calibration import calibration_patches
     from core.deploy.export import export_model
-    from core.deploy.images import read_picture, write_image
+    from core.deploy.images import read_picture
     from core.deploy.model import load_deploy_model
     from core.deploy.receptive_field import receptive_radius
     from core.deploy.runtimes import open_runtime
     from core.deploy.upscaling import compare_strip, upscale_picture
     from core.deploy.web_export import runtime_installed
+    from core.io.image_file import write_image
     from core.training.pipelines import train_pipeline
 
     os.makedirs(DEPLOY_DIR, exist_ok=True)

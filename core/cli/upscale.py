@@ -6,9 +6,12 @@ python scripts/upscale.py --model ETDS_M4C32_x4_plain.pth --input clip.mp4 --out
 
 --model: a checkpoint (converted, official raw, or a training form, converted and verified on the fly), or an
 exported file: .onnx, .tflite, ncnn .param (with its .bin), ExecuTorch .pte or OpenVINO .xml. Large images:
---tile 256 keeps memory bounded; the default --tile-pad is the model's receptive-field radius, so tiles stitch
-exactly as whole-image inference. Gray, RGB, RGBA (alpha upscaled bicubically) and 16-bit PNGs keep their kind;
-1-channel models run on Y with the bicubic CbCr.
+--tile 256 keeps the network's memory bounded; the default --tile-pad is the model's receptive-field radius, so
+tiles stitch exactly as whole-image inference. The output is assembled tile by tile in its own 8 or 16 bits; an
+image whose output does not fit in memory is assembled in a memory-mapped file beside it, and one that cannot
+fit at all is refused before any work. Gray, RGB, RGBA (alpha upscaled bicubically), palette and 16-bit images
+keep their kind, CMYK JPEGs become RGB, phone photos are turned upright by their EXIF orientation, and the EXIF
+and colour profile are kept; 1-channel models run on Y with the bicubic CbCr.
 
 Video (.mp4, .mkv, .mov, .webm, ...): every frame is upscaled as an image is, encoded with --codec (H.264 by
 default; libx264 and libx265 are GPL, shipped in PyAV's wheel) at the input's timestamps, and the audio and
@@ -19,12 +22,15 @@ encoding overlap.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import sys
 from os import path as osp
 
 from core.cli.arguments import image_size
 from core.errors import run_cli
 from core.io.formats import FILE_BACKENDS, file_backend
+from core.io.pixel_limit import DEFAULT_MAX_MEGAPIXELS
 from core.io.video import is_video
 
 BACKENDS = ('torch', 'onnxruntime', 'tflite', 'ncnn', 'ncnn-vulkan', 'executorch', 'openvino')
@@ -60,7 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='input size of a temporary TFLite or ExecuTorch export (--backend)')
     parser.add_argument('--compare', action='store_true',
                         help='also write <stem>_compare.png: bicubic | model | ground truth (with --gt)')
-    parser.add_argument('--gt', default=None, help='folder of ground-truth images named like the inputs')
+    parser.add_argument('--gt', default=None,
+                        help='ground truth for --compare: a folder of images named like the inputs, an HR folder '
+                             '(zebrax4.png pairs with zebra.png), or a benchmark folder (HR/ or GTmod12/)')
+    parser.add_argument('--max-megapixels', type=float, default=DEFAULT_MAX_MEGAPIXELS,
+                        help='refuse an image or video frame that declares more pixels than this before decoding '
+                             f'it (default {DEFAULT_MAX_MEGAPIXELS:g}; a guard against decompression bombs)')
+    parser.add_argument('--no-memory-check', action='store_true',
+                        help='skip the memory estimate: keep the output in memory and run as asked, even if it '
+                             'looks too big')
     video = parser.add_argument_group('video')
     video.add_argument('--codec', default='libx264',
                        help='video encoder (default libx264; libx265, libsvtav1, libvpx-vp9, ffv1 for lossless)')
@@ -83,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error('--tile must be a positive number of LR pixels')
     if args.tile_pad is not None and args.tile_pad < 0:
         parser.error('--tile-pad must be 0 or more')
+    if args.max_megapixels <= 0:
+        parser.error('--max-megapixels must be a positive number of megapixels')
     return args
 
 
@@ -142,7 +158,7 @@ def upscale_video_file(args: argparse.Namespace) -> int:
     stem, ext = osp.splitext(osp.basename(args.input))
     output = osp.join(args.output, f'{stem}{args.suffix}{ext}')
     _refuse_overwrite(output, args.input)
-    source = VideoSource(args.input)  # a file that is not a video fails here, before the model loads
+    source = VideoSource(args.input, args.max_megapixels)  # a file that is not a video fails before the model loads
     total, size, rate = source.frame_estimate, (source.width, source.height), source.rate
     source.close()
     with tempfile.TemporaryDirectory() as workdir:
@@ -151,12 +167,52 @@ def upscale_video_file(args: argparse.Namespace) -> int:
         print(f'model: {origin}; x{runtime.scale}, {runtime.num_in_ch} input channel(s), tile pad {pad}')
         print(f'video: {args.input}, {size[0]}×{size[1]} at {float(rate or 0):.3g} fps → '
               f'{size[0] * runtime.scale}×{size[1] * runtime.scale}, {args.codec}')
-        settings = VideoSettings(args.codec, args.crf, args.preset, args.pix_fmt, tile, pad)
+        settings = VideoSettings(args.codec, args.crf, args.preset, args.pix_fmt, tile, pad, args.max_megapixels)
         with tqdm(total=total, desc=osp.basename(args.input), unit='frame') as bar:
             result = upscale_video(args.input, output, runtime, settings, on_frame=bar.update)
     print(f'wrote {output}: {result.frames} frames, {result.copied_packets} audio/subtitle packets copied, '
           f'{result.fps:.2f} fps end to end')
     return 0
+
+
+def upscale_image_file(args: argparse.Namespace, image: str, runtime, tile: tuple[int, int] | None,
+                       pad: int) -> None:
+    """One image, checked, planned for memory, upscaled tile by tile into its final dtype, and written whole."""
+    from tqdm import tqdm
+
+    from core.data.layouts import ground_truth_for
+    from core.deploy.images import read_source
+    from core.deploy.memory_plan import available_memory, free_disk, gigabytes, output_buffer, plan_upscale
+    from core.deploy.upscaling import compare_shape, effective_tile, output_shape, tiles_per_image, upscale_into
+    from core.io.image_file import write_image
+
+    source = read_source(image, args.max_megapixels)
+    scale, output = runtime.scale, _output_path(args, image)
+    gt = None
+    if args.compare and args.gt:
+        gt = read_source(ground_truth_for(image, args.gt, scale), args.max_megapixels)
+    shape, strip = output_shape(source, scale), compare_shape(source.size, scale, gt is not None)
+    output_bytes = math.prod(shape) * source.pixels.itemsize + (math.prod(strip) if args.compare else 0)
+    on_disk = False
+    if not args.no_memory_check:
+        plan = plan_upscale(image, source.size, scale, source.pixels.nbytes + (gt.pixels.nbytes if gt else 0),
+                            output_bytes, tile, pad, runtime.fixed_size, available_memory(), free_disk(args.output))
+        if plan.note:
+            print(plan.note)
+        tile, on_disk = plan.tile, plan.on_disk
+    count = tiles_per_image(*source.size, effective_tile(source.size, runtime, tile, pad))
+    beside = output if on_disk else None
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(output_buffer(shape, source.pixels.dtype, beside))
+        compare = stack.enter_context(output_buffer(strip, 'uint8', beside)) if args.compare else None
+        bar = stack.enter_context(tqdm(total=count, desc=osp.basename(image), unit='tile', leave=False,
+                                       disable=count < 4))
+        upscale_into(source, runtime, tile, pad, out, compare, gt, on_tile=bar.update)
+        write_image(out, output, source.metadata)
+        if compare is not None:
+            write_image(compare, _output_path(args, image, '_compare'))
+    if on_disk:
+        print(f'wrote {output} ({gigabytes(math.prod(shape) * source.pixels.itemsize)} of pixels)')
 
 
 def upscale(args: argparse.Namespace) -> int:
@@ -165,8 +221,7 @@ def upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import core.plugin  # noqa: F401  (registers the archs and converters)
-    from core.deploy.images import list_images, picture_to_array, read_picture, write_image
-    from core.deploy.upscaling import compare_strip, tiles_per_image, upscale_picture
+    from core.deploy.images import list_images
     from core.errors import UserError
 
     if is_video(args.input) and osp.isfile(args.input):
@@ -174,26 +229,19 @@ def upscale(args: argparse.Namespace) -> int:
     images = list_images(args.input)
     for image in images:
         _refuse_overwrite(_output_path(args, image), image)
+    one_file = osp.isfile(args.input)
     with tempfile.TemporaryDirectory() as workdir:
         runtime, origin = _runtime(args, workdir)
         tile, pad = _tiling(args, runtime)
         print(f'model: {origin}; x{runtime.scale}, {runtime.num_in_ch} input channel(s), tile pad {pad}')
         failed = []
-        for image in tqdm(images, desc='images', unit='img', disable=len(images) == 1):
+        for image in tqdm(images, desc='images', unit='img', disable=one_file):
             try:
-                picture = read_picture(image)
+                upscale_image_file(args, image, runtime, tile, pad)
             except UserError as err:
+                if one_file:
+                    raise  # one file asked for: its one-line error, exit 2
                 failed.append(str(err))
-                continue
-            count = tiles_per_image(*picture.size, tile)
-            with tqdm(total=count, desc=osp.basename(image), unit='tile', leave=False, disable=count < 4) as bar:
-                result = upscale_picture(picture, runtime, tile, pad, on_tile=bar.update)
-            write_image(picture_to_array(result), _output_path(args, image))
-            if args.compare:
-                gt = osp.join(args.gt, osp.basename(image)) if args.gt else None
-                if gt is not None and not osp.isfile(gt):
-                    raise UserError(f'--gt has no {osp.basename(image)}; name ground-truth files like the inputs')
-                write_image(compare_strip(picture, result, runtime.scale, gt), _output_path(args, image, '_compare'))
     written = len(images) - len(failed)
     print(f'wrote {written} image(s) to {args.output}')
     for reason in failed:

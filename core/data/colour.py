@@ -20,8 +20,13 @@ def bicubic(img: np.ndarray, scale: int) -> np.ndarray:
 
 def colour_from_y(sr_y: np.ndarray, lr_bgr: np.ndarray, scale: int) -> np.ndarray:
     """BGR float image from a super-resolved H×W(×1) Y and the LR image's CbCr, bicubic-upscaled and cropped to it."""
+    cbcr = bicubic(bgr2ycbcr(lr_bgr)[..., 1:], scale)[:sr_y.shape[0], :sr_y.shape[1]]
+    return join_y_cbcr(sr_y, cbcr)
+
+
+def join_y_cbcr(sr_y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
+    """BGR float image from a super-resolved H×W(×1) Y (clipped to [0, 1]) and an H×W×2 CbCr of the same size."""
     y = sr_y.reshape(sr_y.shape[0], sr_y.shape[1], 1)
-    cbcr = bicubic(bgr2ycbcr(lr_bgr)[..., 1:], scale)[:y.shape[0], :y.shape[1]]
     return ycbcr2bgr(np.concatenate([np.clip(y, 0, 1), cbcr], axis=2).astype(np.float32))
 
 

@@ -88,14 +88,20 @@ def _pad_to(crop: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
     return np.pad(crop, ((0, 0), (0, 0), (0, max(pad_h, 0)), (0, max(pad_w, 0))), mode='edge')
 
 
-def iter_tiled(forward: Forward, lq: np.ndarray, scale: int, tile: tuple[int, int], pad: int,
+def iter_tiled(forward: Forward, read: Callable[[Tile], np.ndarray], size: tuple[int, int], scale: int,
+               tile: tuple[int, int], pad: int,
                fixed: tuple[int, int] | None = None) -> Iterator[tuple[Tile, np.ndarray]]:
-    """Run `forward` tile by tile on a 1×C×H×W image, yielding each tile and its kept output."""
-    height, width = lq.shape[-2:]
-    for t in plan_tiles(height, width, tile, pad, fixed):
-        out = forward(_pad_to(np.ascontiguousarray(lq[:, :, t.cy0:t.cy1, t.cx0:t.cx1]), fixed))
+    """Run `forward` tile by tile on an image of `size` whose 1×C×h×w crops `read` gives (so the whole image
+    need never exist as float), yielding each tile and its kept output."""
+    for t in plan_tiles(*size, tile, pad, fixed):
+        out = forward(_pad_to(np.ascontiguousarray(read(t), dtype=np.float32), fixed))
         top, left = (t.y0 - t.cy0) * scale, (t.x0 - t.cx0) * scale
         yield t, out[:, :, top:top + (t.y1 - t.y0) * scale, left:left + (t.x1 - t.x0) * scale]
+
+
+def crop_of(lq: np.ndarray) -> Callable[[Tile], np.ndarray]:
+    """The reader of a whole 1×C×H×W array."""
+    return lambda t: lq[:, :, t.cy0:t.cy1, t.cx0:t.cx1]
 
 
 def tiled_forward(forward: Forward, lq: np.ndarray, scale: int, tile: tuple[int, int] | None, pad: int,
@@ -107,7 +113,7 @@ def tiled_forward(forward: Forward, lq: np.ndarray, scale: int, tile: tuple[int,
         tile = fixed_size_tile(fixed, pad)
     height, width = lq.shape[-2:]
     out = None
-    for t, part in iter_tiled(forward, lq, scale, tile, pad, fixed):
+    for t, part in iter_tiled(forward, crop_of(lq), (height, width), scale, tile, pad, fixed):
         if out is None:
             out = np.empty((lq.shape[0], part.shape[1], height * scale, width * scale), dtype=np.float32)
         out[:, :, t.y0 * scale:t.y1 * scale, t.x0 * scale:t.x1 * scale] = part
