@@ -33,6 +33,7 @@ from core.io.formats import FILE_BACKENDS, file_backend
 from core.io.pixel_limit import DEFAULT_MAX_MEGAPIXELS
 from core.io.video import is_video
 
+LIMIT_HINT = 'pass --max-megapixels to raise the limit if you trust the file'
 BACKENDS = ('torch', 'onnxruntime', 'tflite', 'ncnn', 'ncnn-vulkan', 'executorch', 'openvino')
 
 
@@ -158,7 +159,7 @@ def upscale_video_file(args: argparse.Namespace) -> int:
     stem, ext = osp.splitext(osp.basename(args.input))
     output = osp.join(args.output, f'{stem}{args.suffix}{ext}')
     _refuse_overwrite(output, args.input)
-    source = VideoSource(args.input, args.max_megapixels)  # a file that is not a video fails before the model loads
+    source = VideoSource(args.input, args.max_megapixels, LIMIT_HINT)  # a bad file fails before the model loads
     total, size, rate = source.frame_estimate, (source.width, source.height), source.rate
     source.close()
     with tempfile.TemporaryDirectory() as workdir:
@@ -186,11 +187,11 @@ def upscale_image_file(args: argparse.Namespace, image: str, runtime, tile: tupl
     from core.deploy.upscaling import compare_shape, effective_tile, output_shape, tiles_per_image, upscale_into
     from core.io.image_file import write_image
 
-    source = read_source(image, args.max_megapixels)
+    source = read_source(image, args.max_megapixels, LIMIT_HINT)
     scale, output = runtime.scale, _output_path(args, image)
     gt = None
     if args.compare and args.gt:
-        gt = read_source(ground_truth_for(image, args.gt, scale), args.max_megapixels)
+        gt = read_source(ground_truth_for(image, args.gt, scale), args.max_megapixels, LIMIT_HINT)
     shape, strip = output_shape(source, scale), compare_shape(source.size, scale, gt is not None)
     output_bytes = math.prod(shape) * source.pixels.itemsize + (math.prod(strip) if args.compare else 0)
     on_disk = False

@@ -79,7 +79,7 @@ class Picture:
 
 
 def read_source(path: str, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                hint: str = 'pass --max-megapixels to raise the limit if you trust the file') -> SourcePixels:
+                hint: str = 'shrink it first') -> SourcePixels:
     """Any checked 8- or 16-bit gray, BGR or BGRA file, upright; a file that cannot be read is one UserError."""
     return SourcePixels.from_decoded(decode_image(path, max_megapixels, hint))
 

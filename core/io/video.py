@@ -50,7 +50,7 @@ class VideoSource:
     """An opened input: its first video stream is decoded, its audio and subtitle streams are handed on as packets."""
 
     def __init__(self, path: str, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                 hint: str = 'pass --max-megapixels to raise the limit if you trust the file') -> None:
+                 hint: str = 'shrink it first') -> None:
         av = _av()
         self.path = path
         try:

@@ -107,3 +107,12 @@ def test_gt_reads_the_benchmark_layouts(model, tmp_path, capsys):
     code, _, err = _run(capsys, '--model', model, '--input', f'{lr}/zebrax2.png', '--output', str(tmp_path / 'x'),
                         '--compare', '--gt', str(tmp_path))
     assert code == 2 and 'has no ground truth for zebrax2.png' in err and err.count('\n') == 1
+
+
+def test_the_pixel_limit_is_an_option(model, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / 'photo.png'), smooth_image(100, 120, 2))
+    base = ['--model', model, '--input', str(tmp_path / 'photo.png')]
+    code, _, err = _run(capsys, *base, '--output', str(tmp_path / 'a'), '--max-megapixels', '0.01')
+    assert code == 2 and err.count('\n') == 1
+    assert 'declares 120×100 pixels (0 MP), over the 0.01 MP limit for one image; pass --max-megapixels' in err
+    assert _run(capsys, *base, '--output', str(tmp_path / 'b'), '--max-megapixels', '0.02')[0] == 0
