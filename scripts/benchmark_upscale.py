@@ -1,9 +1,12 @@
-"""Peak memory and time of scripts/upscale.py on a 4K output, whole-image against tiled, side by side.
+"""Peak memory of scripts/upscale.py against the size of its output, from 1 to 64 megapixels in, at x4.
 
-python scripts/benchmark_upscale.py            # 960x540 input, x4 ETDS-M4C32 (3840x2160 output), --tile 256
+python scripts/benchmark_upscale.py                      # 1, 9, 36, 64 MP inputs, --tile 256, torch
+python scripts/benchmark_upscale.py --megapixels 1 9 --backend onnxruntime
 
-Each run is its own process, so its peak RSS (from the kernel's accounting of that child) is its own. The two
-outputs are compared pixel by pixel.
+Each run is its own process, so its peak RSS (the kernel's accounting of that child) is its own. A run on a
+64×64 image gives the baseline: Python, torch and the model. Memory above it should be about the output in its
+final dtype (8-bit RGB: 3 bytes a pixel) plus one tile's working set, so `above / output` stays flat as images
+grow. The smallest input also runs whole-image, and its output is compared with the tiled one.
 """
 
 from __future__ import annotations
@@ -16,62 +19,98 @@ import tempfile
 import time
 from os import path as osp
 
-from core.cli.arguments import image_size  # standard library only: --help stays instant
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BACKENDS = ('torch', 'onnxruntime')
 
 
-def run_measured(command: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one child process; a failure stops the benchmark with its message."""
+def run_measured(command: list[str]) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MB, stdout) of one child process; a failure stops the benchmark with its message."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
+    out, err = child.stdout.read(), child.stderr.read()
     if status != 0:
-        raise SystemExit(f'error: {" ".join(command[1:3])} failed: {child.stderr.read().strip()[-500:]}')
-    return seconds, usage.ru_maxrss / 1024
+        raise SystemExit(f'error: {osp.basename(command[1])} failed: {err.strip()[-500:]}')
+    return seconds, usage.ru_maxrss / 1024, out
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--megapixels', type=float, nargs='+', default=[1, 9, 36, 64],
+                        help='input sizes, square, in megapixels (default 1 9 36 64)')
+    parser.add_argument('--tile', type=int, default=256, help='LR tile (default 256)')
+    parser.add_argument('--backend', choices=BACKENDS, default='torch')
+    args = parser.parse_args()
+    if min(args.megapixels) <= 0:
+        parser.error('--megapixels must be positive')
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--size', type=image_size(), default='540x960',
-                        help='input HEIGHTxWIDTH (default 540x960: 4K out at x4)')
-    parser.add_argument('--tile', type=int, default=256)
-    args = parser.parse_args()
-    height, width = args.size
-
+    args = parse_args()  # before torch loads: --help and argument errors answer at once
     import cv2
     import numpy as np
+    import psutil
     import torch
     from skimage import data
 
     import core.plugin  # noqa: F401
-    from core.deploy.benchmarking import cpu_description
+    from core.archs.cost import count_macs
+    from core.deploy.benchmarking import cpu_description, gemm_peaks
     from core.deploy.model import build_deployable
     from core.io.checkpoint import save_checkpoint
 
     machine = cpu_description()
     print(f"CPU: {machine['model']}; " + ', '.join(f'{f}={"yes" if on else "no"}' for f, on in machine['isa'].items()))
-    with tempfile.TemporaryDirectory() as folder:
-        args_etds = dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4, num_feat=32, num_residual_feat=3)
+    peak = max(gemm_peaks().values())
+    print(f'fp32 GEMM peak now: {peak / 1e9:.0f} GFLOP/s; memory available: '
+          f'{psutil.virtual_memory().available / 2 ** 30:.1f} GB')
+    with tempfile.TemporaryDirectory(dir=ROOT) as folder:  # on the project's disk: /tmp may be memory
+        etds = dict(num_in_ch=3, num_out_ch=3, upscale=4, num_block=4, num_feat=32, num_residual_feat=3)
         torch.manual_seed(0)
-        net = build_deployable('ETDS', args_etds).net  # the training form: upscale.py converts it on load
+        model = build_deployable('ETDSForInference', etds)
+        macs_per_pixel = count_macs(model.net, (1, 3, 64, 64)) / 64 ** 2
         ckpt = osp.join(folder, 'etds.pth')
-        save_checkpoint(ckpt, net.state_dict(), {'arch': 'ETDS', 'args': args_etds})
-        image = cv2.resize(data.astronaut()[..., ::-1], (width, height), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(osp.join(folder, 'input.png'), image)
+        save_checkpoint(ckpt, model.net.state_dict(), {'arch': 'ETDSForInference', 'args': etds})
         script = osp.join(ROOT, 'scripts', 'upscale.py')
-        base = [sys.executable, script, '--model', ckpt, '--input', osp.join(folder, 'input.png')]
-        results = {}
-        for label, extra in (('whole image', []), (f'--tile {args.tile}', ['--tile', str(args.tile)])):
-            out = osp.join(folder, label.replace(' ', '_').replace('-', ''))
-            results[label] = (*run_measured(base + ['--output', out] + extra), osp.join(out, 'input.png'))
-        outputs = [cv2.imread(path).astype(np.int16) for *_, path in results.values()]
-    print(f'ETDS-M4C32 x4 (training form, converted on load), {width}x{height} -> {4 * width}x{4 * height}')
-    for label, (seconds, rss, _) in results.items():
-        print(f'{label:<14} {seconds:6.1f} s   peak RSS {rss:7.0f} MB')
-    print(f'outputs differ by at most {np.abs(outputs[0] - outputs[1]).max()} grey levels '
-          f'(shapes {outputs[0].shape} and {outputs[1].shape})')
+
+        def upscale(side: int, extra: list[str]) -> tuple[float, float, str, str]:
+            name = f'in{side}'
+            image = osp.join(folder, f'{name}.png')
+            if not osp.exists(image):
+                cv2.imwrite(image, cv2.resize(data.astronaut()[..., ::-1], (side, side),
+                                              interpolation=cv2.INTER_CUBIC))
+            out = osp.join(folder, f'out{side}{"".join(extra)}')
+            command = [sys.executable, script, '--model', ckpt, '--input', image, '--output', out,
+                       '--backend', args.backend, *extra]
+            seconds, rss, stdout = run_measured(command)
+            return seconds, rss, stdout, osp.join(out, f'{name}.png')
+
+        _, baseline, _, _ = upscale(64, [])
+        print(f'ETDS-M4C32 x4 (seeded weights; memory does not depend on them), {args.backend}, --tile {args.tile}; '
+              f'baseline peak RSS (Python, {args.backend}, model, a 64x64 image): {baseline:.0f} MB')
+        header = (f'{"input":>12} {"output":>13} {"output bytes":>13} {"peak RSS":>10} {"above base":>11} '
+                  f'{"above/output":>12} {"seconds":>8} {"of GEMM peak":>12}')
+        print(header)
+        tiled = {}
+        for megapixels in args.megapixels:
+            side = round((megapixels * 1e6) ** 0.5)
+            seconds, rss, stdout, path = upscale(side, ['--tile', str(args.tile)])
+            tiled[side] = path
+            output_bytes = (4 * side) ** 2 * 3 / 2 ** 20  # 8-bit RGB
+            fraction = 2 * macs_per_pixel * side * side / seconds / peak
+            note = ' (planned: ' + stdout.strip().splitlines()[1] + ')' if 'memory-mapped' in stdout else ''
+            print(f'{side:>5}x{side:<6} {4 * side:>6}x{4 * side:<6} {output_bytes:>10.0f} MB {rss:>7.0f} MB '
+                  f'{rss - baseline:>8.0f} MB {(rss - baseline) / output_bytes:>12.2f} {seconds:>8.1f} '
+                  f'{fraction:>12.3f}{note}')
+        smallest = round((min(args.megapixels) * 1e6) ** 0.5)
+        seconds, rss, _, whole = upscale(smallest, [])
+        print(f'{smallest}x{smallest} whole image (no --tile): peak RSS {rss:.0f} MB ({rss - baseline:.0f} MB above '
+              f'base), {seconds:.1f} s')
+        difference = np.abs(cv2.imread(whole).astype(np.int16) - cv2.imread(tiled[smallest]).astype(np.int16))
+        print(f'tiled and whole-image outputs differ by at most {difference.max()} grey levels, on '
+              f'{np.mean(difference > 0):.4%} of the values')
 
 
 if __name__ == '__main__':
