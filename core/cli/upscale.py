@@ -22,8 +22,6 @@ encoding overlap.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
 import sys
 from os import path as osp
 
@@ -178,42 +176,20 @@ def upscale_video_file(args: argparse.Namespace) -> int:
 
 def upscale_image_file(args: argparse.Namespace, image: str, runtime, tile: tuple[int, int] | None,
                        pad: int) -> None:
-    """One image, checked, planned for memory, upscaled tile by tile into its final dtype, and written whole."""
     from tqdm import tqdm
 
-    from core.data.layouts import ground_truth_for
-    from core.deploy.images import read_source
-    from core.deploy.memory_plan import available_memory, free_disk, gigabytes, output_buffer, plan_upscale
-    from core.deploy.upscaling import compare_shape, effective_tile, output_shape, tiles_per_image, upscale_into
-    from core.io.image_file import write_image
+    from core.deploy.image_upscaling import ImageSettings, plan_image, run_image
+    from core.deploy.memory_plan import gigabytes
 
-    source = read_source(image, args.max_megapixels, LIMIT_HINT)
-    scale, output = runtime.scale, _output_path(args, image)
-    gt = None
-    if args.compare and args.gt:
-        gt = read_source(ground_truth_for(image, args.gt, scale), args.max_megapixels, LIMIT_HINT)
-    shape, strip = output_shape(source, scale), compare_shape(source.size, scale, gt is not None)
-    output_bytes = math.prod(shape) * source.pixels.itemsize + (math.prod(strip) if args.compare else 0)
-    on_disk = False
-    if not args.no_memory_check:
-        plan = plan_upscale(image, source.size, scale, source.pixels.nbytes + (gt.pixels.nbytes if gt else 0),
-                            output_bytes, tile, pad, runtime.fixed_size, available_memory(), free_disk(args.output))
-        if plan.note:
-            print(plan.note)
-        tile, on_disk = plan.tile, plan.on_disk
-    count = tiles_per_image(*source.size, effective_tile(source.size, runtime, tile, pad))
-    beside = output if on_disk else None
-    with contextlib.ExitStack() as stack:
-        out = stack.enter_context(output_buffer(shape, source.pixels.dtype, beside))
-        compare = stack.enter_context(output_buffer(strip, 'uint8', beside)) if args.compare else None
-        bar = stack.enter_context(tqdm(total=count, desc=osp.basename(image), unit='tile', leave=False,
-                                       disable=count < 4))
-        upscale_into(source, runtime, tile, pad, out, compare, gt, on_tile=bar.update)
-        write_image(out, output, source.metadata)
-        if compare is not None:
-            write_image(compare, _output_path(args, image, '_compare'))
-    if on_disk:
-        print(f'wrote {output} ({gigabytes(math.prod(shape) * source.pixels.itemsize)} of pixels)')
+    settings = ImageSettings(tile, pad, args.max_megapixels, LIMIT_HINT, not args.no_memory_check)
+    compare = _output_path(args, image, '_compare') if args.compare else None
+    job = plan_image(image, _output_path(args, image), runtime, settings, compare, args.gt)
+    if job.plan.note:
+        print(job.plan.note)
+    with tqdm(total=job.tiles, desc=osp.basename(image), unit='tile', leave=False, disable=job.tiles < 4) as bar:
+        run_image(job, runtime, pad, on_tile=bar.update)
+    if job.plan.on_disk:
+        print(f'wrote {job.output} ({gigabytes(job.plan.output_bytes)} of pixels, assembled on disk)')
 
 
 def upscale(args: argparse.Namespace) -> int:

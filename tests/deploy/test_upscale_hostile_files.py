@@ -10,7 +10,7 @@ from basicsr.archs import build_network
 from hostile_images import EXPECTED, write_corpus
 from PIL import Image
 
-import core.deploy.memory_plan as memory_plan
+import core.deploy.image_upscaling as image_upscaling
 from conftest import perturb, smooth_image, tiny_etds
 from core.cli.upscale import main
 from core.io.checkpoint import save_checkpoint
@@ -72,17 +72,17 @@ def test_an_output_too_big_for_memory_goes_to_a_mapped_file_then_is_refused(mode
     cv2.imwrite(str(tmp_path / 'wide.png'), smooth_image(200, 240, 3))  # outputs of 0.6 and 1.2 MB
     base = ['--model', model, '--input', str(tmp_path / 'wide.png'), '--tile', '32']
     assert _run(capsys, *base, '--output', str(tmp_path / 'memory'), '--compare')[0] == 0
-    monkeypatch.setattr(memory_plan, 'available_memory', lambda: 3 * 2 ** 20)  # room for tiles, not the output
+    monkeypatch.setattr(image_upscaling, 'available_memory', lambda: 3 * 2 ** 20)  # room for tiles, not the output
     code, out, _ = _run(capsys, *base, '--output', str(tmp_path / 'disk'), '--compare')
     assert code == 0 and 'assembling it in a memory-mapped file beside the output' in out
     assert sorted(p.name for p in (tmp_path / 'disk').iterdir()) == ['wide.png', 'wide_compare.png']
     for name in ('wide.png', 'wide_compare.png'):
         assert (tmp_path / 'disk' / name).read_bytes() == (tmp_path / 'memory' / name).read_bytes()
-    monkeypatch.setattr(memory_plan, 'available_memory', lambda: 10 * 2 ** 18)  # without the comparison strip
+    monkeypatch.setattr(image_upscaling, 'available_memory', lambda: 10 * 2 ** 18)  # without the comparison strip
     code, out, _ = _run(capsys, *base, '--output', str(tmp_path / 'alone'))
     assert code == 0 and 'memory-mapped' in out and [p.name for p in (tmp_path / 'alone').iterdir()] == ['wide.png']
     assert (tmp_path / 'alone' / 'wide.png').read_bytes() == (tmp_path / 'memory' / 'wide.png').read_bytes()
-    monkeypatch.setattr(memory_plan, 'available_memory', lambda: 2 ** 20)
+    monkeypatch.setattr(image_upscaling, 'available_memory', lambda: 2 ** 20)
     code, _, err = _run(capsys, *base, '--output', str(tmp_path / 'refused'))
     assert code == 2 and err.count('\n') == 1 and '--no-memory-check' in err and 'is available' in err
     assert not (tmp_path / 'refused').exists() or list((tmp_path / 'refused').iterdir()) == []
