@@ -187,7 +187,10 @@ def upscale_image_file(args: argparse.Namespace, image: str, runtime, tile: tupl
     if job.plan.note:
         print(job.plan.note)
     with tqdm(total=job.tiles, desc=osp.basename(image), unit='tile', leave=False, disable=job.tiles < 4) as bar:
-        run_image(job, runtime, pad, on_tile=bar.update)
+        dropped = run_image(job, runtime, pad, on_tile=bar.update)
+    if dropped:
+        print(f'note: {job.output} was written without the {" and ".join(dropped)} of {image}, which the PNG encoder '
+              'rejected', file=sys.stderr)
     if job.plan.on_disk:
         print(f'wrote {job.output} ({gigabytes(job.plan.output_bytes)} of pixels, assembled on disk)')
 

@@ -59,8 +59,9 @@ def plan_image(image: str, output: str, runtime: Runtime, settings: ImageSetting
     return ImageJob(output, compare_output, source, gt, plan, tiles)
 
 
-def run_image(job: ImageJob, runtime: Runtime, pad: int, on_tile: Callable[[], None] | None = None) -> None:
-    """Upscale as planned and write the output (and comparison strip); each file appears whole or not at all."""
+def run_image(job: ImageJob, runtime: Runtime, pad: int, on_tile: Callable[[], None] | None = None) -> list[str]:
+    """Upscale as planned and write the output (and comparison strip); each file appears whole or not at all.
+    Returns the metadata blocks the output's format refused (see write_image)."""
     source, scale = job.source, runtime.scale
     beside = job.output if job.plan.on_disk else None
     with contextlib.ExitStack() as stack:
@@ -70,6 +71,7 @@ def run_image(job: ImageJob, runtime: Runtime, pad: int, on_tile: Callable[[], N
             strip = compare_shape(source.size, scale, job.gt is not None)
             compare = stack.enter_context(output_buffer(strip, 'uint8', beside))
         upscale_into(source, runtime, job.plan.tile, pad, out, compare, job.gt, on_tile=on_tile)
-        write_image(out, job.output, source.metadata)
+        dropped = write_image(out, job.output, source.metadata)
         if compare is not None:
             write_image(compare, job.compare_output)
+    return dropped

@@ -243,13 +243,20 @@ def decode_bgr8(name: str, data: bytes, max_megapixels: float = DEFAULT_MAX_MEGA
     return pixels
 
 
-def write_image(array: np.ndarray, path: str, metadata: ImageMetadata | None = None) -> None:
+def write_image(array: np.ndarray, path: str, metadata: ImageMetadata | None = None) -> list[str]:
     """Encode by the file's extension, with the metadata the format holds, and write it whole or not at all.
 
-    OpenCV writes straight to the file row by row, so no encoded copy of a large image is held in memory.
+    OpenCV writes straight to the file row by row, so no encoded copy of a large image is held in memory. A
+    profile the encoder rejects (libpng checks ICC profiles; some cameras write malformed ones) is left out
+    rather than losing the image: returns the names of the blocks left out.
     """
     ext = osp.splitext(path)[1] or '.png'
-    kinds, blocks = (metadata or ImageMetadata()).as_cv2()
+    metadata = metadata or ImageMetadata()
+    icc = ['ICC profile'] if metadata.icc else []
+    attempts = [(metadata, []), (ImageMetadata(metadata.exif, None), icc),
+                (ImageMetadata(), icc + (['EXIF'] if metadata.exif else []))]
     with staged_file(path) as tmp:
-        if not cv2.imwriteWithMetadata(tmp, array, kinds, blocks):
-            raise UserError(f'cannot encode {osp.basename(path)} as {ext}; use .png')
+        for kept, dropped in attempts:
+            if cv2.imwriteWithMetadata(tmp, array, *kept.as_cv2()):
+                return dropped
+        raise UserError(f'cannot encode {osp.basename(path)} as {ext}; use .png')

@@ -69,6 +69,10 @@ def test_icc_profile_and_exif_are_kept(tmp_path, corpus):
     write_image(image.pixels, str(tmp_path / 'out.png'), image.metadata)
     with Image.open(tmp_path / 'out.png') as written:
         assert written.info['icc_profile'] == icc and written.getexif()[0x010F] == 'Hostile Camera Co.'
+    assert write_image(image.pixels, str(tmp_path / 'bad.png'), ImageMetadata(image.metadata.exif, b'\0' * 20)) \
+        == ['ICC profile']  # libpng rejects a malformed profile: the image is written without it
+    with Image.open(tmp_path / 'bad.png') as written:
+        assert 'icc_profile' not in written.info and written.getexif()[0x010F] == 'Hostile Camera Co.'
     write_image(image.pixels, str(tmp_path / 'plain.png'), ImageMetadata())
     with Image.open(tmp_path / 'plain.png') as written:
         assert 'icc_profile' not in written.info and 'exif' not in written.info
