@@ -134,20 +134,29 @@ def upscale_into(source: SourcePixels, runtime: Runtime, tile: tuple[int, int] |
     for t, bgr, alpha in upscaled_tiles(source, runtime, tile, pad, on_tile):
         rows, cols = slice(t.y0 * scale, t.y1 * scale), slice(t.x0 * scale, t.x1 * scale)
         out[rows, cols] = quantize(bgr, alpha, source.gray, source.max_value)
-        if compare is None:
-            continue
-        compare[rows, cols] = quantize(np.clip(bicubic_region(source.bgr, t, size, scale), 0, 1), None, False, 255)
-        compare[rows, width + cols.start:width + cols.stop] = quantize(bgr, None, False, 255)
-        if gt is not None:
-            gt_rows = slice(rows.start, min(rows.stop, gt.size[0]))
-            gt_cols = slice(cols.start, min(cols.stop, gt.size[1]))
-            panel = compare[rows, 2 * width + cols.start:2 * width + cols.stop]
-            panel[...] = 0
-            if gt_rows.start < gt_rows.stop and gt_cols.start < gt_cols.stop:
-                gt_bgr = gt.bgr(gt_rows.start, gt_rows.stop, gt_cols.start, gt_cols.stop)
-                panel[:gt_bgr.shape[0], :gt_bgr.shape[1]] = quantize(gt_bgr, None, False, 255)
+        if compare is not None:
+            _fill_panels(compare, width, rows, cols, bicubic_region(source.bgr, t, size, scale), bgr, gt)
     if compare is not None:
-        label_panels(compare, width, (*_COMPARE_PANELS[:1], model_label, *_COMPARE_PANELS[2:]))
+        label_panels(compare, width, _compare_labels(model_label))
+
+
+def _fill_panels(strip: np.ndarray, width: int, rows: slice, cols: slice, bicubic_bgr: np.ndarray,
+                 model_bgr: np.ndarray, gt: CropReader | None) -> None:
+    """One region of bicubic | model | ground truth in an 8-bit strip (black beyond a smaller ground truth)."""
+    strip[rows, cols] = quantize(np.clip(bicubic_bgr, 0, 1), None, False, 255)
+    strip[rows, width + cols.start:width + cols.stop] = quantize(model_bgr, None, False, 255)
+    if gt is None:
+        return
+    panel = strip[rows, 2 * width + cols.start:2 * width + cols.stop]
+    panel[...] = 0
+    y1, x1 = min(rows.stop, gt.size[0]), min(cols.stop, gt.size[1])
+    if rows.start < y1 and cols.start < x1:
+        gt_bgr = gt.bgr(rows.start, y1, cols.start, x1)
+        panel[:gt_bgr.shape[0], :gt_bgr.shape[1]] = quantize(gt_bgr, None, False, 255)
+
+
+def _compare_labels(model_label: str) -> tuple[str, ...]:
+    return _COMPARE_PANELS[0], model_label, *_COMPARE_PANELS[2:]
 
 
 def label_panels(strip: np.ndarray, width: int, labels: tuple[str, ...]) -> None:
@@ -170,11 +179,8 @@ def compare_strip(picture: Picture, result: Picture, scale: int, gt_path: str | 
                   model_label: str = 'model') -> np.ndarray:
     """bicubic | model | ground truth (cropped to the output size), side by side and labelled, as 8-bit BGR."""
     height, width = result.size
-    strip = np.zeros(compare_shape(picture.size, scale, gt_path is not None), np.uint8)
-    strip[:, :width] = quantize(np.clip(bicubic(picture.bgr, scale), 0, 1), None, False, 255)
-    strip[:, width:2 * width] = quantize(result.bgr, None, False, 255)
-    if gt_path is not None:
-        gt = Picture.from_source(read_source(gt_path)).bgr[:height, :width]
-        strip[:gt.shape[0], 2 * width:2 * width + gt.shape[1]] = quantize(gt, None, False, 255)
-    label_panels(strip, width, (*_COMPARE_PANELS[:1], model_label, *_COMPARE_PANELS[2:]))
+    gt = None if gt_path is None else read_source(gt_path)
+    strip = np.zeros(compare_shape(picture.size, scale, gt is not None), np.uint8)
+    _fill_panels(strip, width, slice(0, height), slice(0, width), bicubic(picture.bgr, scale), result.bgr, gt)
+    label_panels(strip, width, _compare_labels(model_label))
     return strip
