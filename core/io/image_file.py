@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from os import path as osp
 from typing import BinaryIO
@@ -142,10 +142,14 @@ def read_header(name: str, handle: BinaryIO, max_megapixels: float = DEFAULT_MAX
     return header
 
 
-def image_header(path: str, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                 hint: str = 'shrink it first') -> ImageHeader:
+def _require_file(path: str) -> None:
     if not osp.isfile(path):
         raise UserError(f'{path} does not exist; check the path')
+
+
+def image_header(path: str, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                 hint: str = 'shrink it first') -> ImageHeader:
+    _require_file(path)
     with open(path, 'rb') as handle:
         return read_header(path, handle, max_megapixels, hint)
 
@@ -201,15 +205,25 @@ def _quiet_decode(data: np.ndarray, flags: int) -> tuple[np.ndarray | None, list
         cv2.utils.logging.setLogLevel(level)
 
 
+def _checked_decode(name: str, data: bytes, max_megapixels: float, hint: str,
+                    flags: Callable[[ImageHeader], int]) -> tuple[ImageHeader, np.ndarray, list, list]:
+    """The checked header, then OpenCV's decoding with the flags it calls for, and its metadata blocks."""
+    header = read_header(name, io.BytesIO(data), max_megapixels, hint)
+    pixels, kinds, blocks = _quiet_decode(np.frombuffer(data, np.uint8), flags(header))
+    if pixels is None or pixels.size == 0:
+        raise UserError(f'{name} cannot be decoded (a corrupt or truncated {header.format}); replace it or remove it')
+    return header, pixels, kinds, blocks
+
+
+def _as_stored(header: ImageHeader) -> int:
+    """Unchanged; but CMYK (which has no alpha) as colour: OpenCV converts it to BGR only then."""
+    return (cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if header.mode == 'CMYK' else cv2.IMREAD_UNCHANGED
+
+
 def decode_image_bytes(name: str, data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
                        hint: str = 'shrink it first') -> DecodedImage:
     """A checked, upright image with its EXIF and ICC; any file that cannot be read is one UserError naming it."""
-    header = read_header(name, io.BytesIO(data), max_megapixels, hint)
-    # CMYK has no alpha; OpenCV converts it to BGR only when asked for colour (UNCHANGED gives raw CMYK)
-    flags = (cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if header.mode == 'CMYK' else cv2.IMREAD_UNCHANGED
-    pixels, kinds, blocks = _quiet_decode(np.frombuffer(data, np.uint8), flags)
-    if pixels is None or pixels.size == 0:
-        raise UserError(f'{name} cannot be decoded (a corrupt or truncated {header.format}); replace it or remove it')
+    header, pixels, kinds, blocks = _checked_decode(name, data, max_megapixels, hint, _as_stored)
     if pixels.dtype not in (np.uint8, np.uint16):
         raise UserError(f'{name} has {pixels.dtype} pixels; only 8- and 16-bit images are read; convert it to PNG')
     found = {int(kind): bytes(block.ravel()) for kind, block in zip(kinds, blocks, strict=True)}
@@ -222,8 +236,7 @@ def decode_image_bytes(name: str, data: bytes, max_megapixels: float = DEFAULT_M
 
 
 def read_file_bytes(path: str) -> bytes:
-    if not osp.isfile(path):
-        raise UserError(f'{path} does not exist; check the path')
+    _require_file(path)
     with open(path, 'rb') as handle:
         return handle.read()
 
@@ -236,11 +249,7 @@ def decode_image(path: str, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
 def decode_bgr8(name: str, data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
                 hint: str = 'shrink it first') -> np.ndarray:
     """H×W×3 uint8 BGR, what basicsr's `imfrombytes` gives training and test data, from a checked file."""
-    header = read_header(name, io.BytesIO(data), max_megapixels, hint)
-    pixels, _, _ = _quiet_decode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if pixels is None or pixels.size == 0:
-        raise UserError(f'{name} cannot be decoded (a corrupt or truncated {header.format}); replace it or remove it')
-    return pixels
+    return _checked_decode(name, data, max_megapixels, hint, lambda _: cv2.IMREAD_COLOR)[1]
 
 
 def write_image(array: np.ndarray, path: str, metadata: ImageMetadata | None = None) -> list[str]:
