@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 
 from core.errors import UserError
+from core.io.paths import nearest_existing
 
 # Working set per LR pixel of a tile's crop, inside the runtime. Measured on ETDS-M4C32 x4 (32 channels) at
 # 256–1024 px crops: torch 530–780 B, onnxruntime 310–480 B; taken as 1 KiB so wider models stay covered.
@@ -58,10 +59,9 @@ def available_memory() -> int:
     return psutil.virtual_memory().available
 
 
-def free_disk(folder: str) -> int:
-    while not osp.isdir(folder):  # the output folder may not exist yet
-        folder = osp.dirname(osp.abspath(folder))
-    return shutil.disk_usage(folder).free
+def free_disk(output: str) -> int:
+    """Free bytes on the disk an output (whose folder may not exist yet) will be written to."""
+    return shutil.disk_usage(nearest_existing(output)).free
 
 
 def plan_upscale(name: str, size: tuple[int, int], scale: int, input_bytes: int, output_bytes: int,

@@ -8,12 +8,17 @@ from os import path as osp
 from core.errors import UserError
 
 
-def check_output_path(output: str, flag: str = '--output') -> None:
-    """The output's folder must be (or become) a writable folder; say so before any work is done."""
-    folder = osp.dirname(osp.abspath(output))
-    existing = folder
+def nearest_existing(path: str) -> str:
+    """The path itself if it exists, else its nearest ancestor that does (where a new output will be made)."""
+    existing = osp.abspath(path)
     while not osp.exists(existing):
         existing = osp.dirname(existing)
+    return existing
+
+
+def check_output_path(output: str, flag: str = '--output') -> None:
+    """The output's folder must be (or become) a writable folder; say so before any work is done."""
+    existing = nearest_existing(osp.dirname(osp.abspath(output)))
     if not osp.isdir(existing):
         raise UserError(f'{flag} {output}: {existing} is a file, not a folder; choose another output path')
     if osp.isdir(output):
