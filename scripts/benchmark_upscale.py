@@ -25,11 +25,15 @@ BACKENDS = ('torch', 'onnxruntime')
 
 def run_measured(command: list[str]) -> tuple[float, float, str]:
     """(seconds, peak RSS in MB, stdout) of one child process; a failure stops the benchmark with its message."""
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    out, err = child.stdout.read(), child.stderr.read()
+    # into files, not pipes: the child's progress bars would fill a pipe nobody reads while we wait on it
+    with tempfile.TemporaryFile('w+') as stdout, tempfile.TemporaryFile('w+') as stderr:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        stdout.seek(0)
+        stderr.seek(0)
+        out, err = stdout.read(), stderr.read()
     if status != 0:
         raise SystemExit(f'error: {osp.basename(command[1])} failed: {err.strip()[-500:]}')
     return seconds, usage.ru_maxrss / 1024, out
